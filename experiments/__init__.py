@@ -1,0 +1,74 @@
+"""Experiments: one thin script per study, registered by name.
+
+Each module defines ``main(quick: bool, out: pathlib.Path, seed: int, **params) -> dict``
+that computes with the library, writes its figures and numbers into ``out`` (atomically, via
+``goodhart_jax.results``) and returns the numbers.  :func:`run` adds ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from goodhart_jax import results
+
+# name -> (module, one-line description).  Keep sorted by the order a reader should meet them.
+REGISTRY: dict[str, tuple[str, str]] = {
+    "tails_come_apart": (
+        "experiments.tails_come_apart",
+        "E[V | U >= t] against t and bits of selection for normal, exponential, heavy errors",
+    ),
+    "mesa_dashboard": (
+        "experiments.mesa_dashboard",
+        "the mesa-optimisation simulator's four panels and the deceptive-population sweep",
+    ),
+}
+
+
+def names() -> list[str]:
+    """Registered experiment names."""
+    return list(REGISTRY)
+
+
+def describe(name: str) -> str:
+    return REGISTRY[name][1]
+
+
+def load(name: str) -> Callable[..., dict]:
+    """The ``main`` function of experiment ``name`` (``ValueError`` if unknown)."""
+    if name not in REGISTRY:
+        raise ValueError(f"experiment must be one of {', '.join(names())}; got {name!r}")
+    return importlib.import_module(REGISTRY[name][0]).main
+
+
+def parameters(name: str) -> dict[str, Any]:
+    """The tunable keyword parameters of experiment ``name`` with their defaults."""
+    sig = inspect.signature(load(name))
+    return {
+        p.name: p.default
+        for p in sig.parameters.values()
+        if p.kind is p.KEYWORD_ONLY and p.default is not inspect.Parameter.empty
+    }
+
+
+def run(name: str, *, quick: bool = False, out: Path | None = None, seed: int = 0,
+        params: dict[str, Any] | None = None) -> dict:
+    """Run experiment ``name`` and write ``manifest.json`` beside its results."""
+    main = load(name)
+    params = dict(params or {})
+    unknown = set(params) - set(parameters(name))
+    if unknown:
+        allowed = ", ".join(sorted(parameters(name))) or "none"
+        raise ValueError(f"--set: unknown parameter {sorted(unknown)[0]!r} for {name}; allowed: {allowed}")
+    out = Path(out) if out is not None else Path("results") / name
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    numbers = main(quick=quick, out=out, seed=seed, **params)
+    wall = time.perf_counter() - start
+    full = {**parameters(name), **params}
+    results.save_json(out / "manifest.json",
+                      results.manifest(name=name, params=full, seed=seed, wall_time_s=wall, quick=quick))
+    return numbers

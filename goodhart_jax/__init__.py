@@ -1,0 +1,30 @@
+"""goodhart_jax: a differentiable, accelerator-ready simulator of Goodhart's law.
+
+The public API, flat.  See DESIGN.md for the models and README.md for a tour.
+"""
+
+from goodhart_jax.distributions import (
+    Distribution,
+    Exponential,
+    GenNormal,
+    Levy,
+    LogNormal,
+    Normal,
+    Pareto,
+    StudentT,
+    parse_dist,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Distribution",
+    "Normal",
+    "StudentT",
+    "GenNormal",
+    "Exponential",
+    "LogNormal",
+    "Pareto",
+    "Levy",
+    "parse_dist",
+]

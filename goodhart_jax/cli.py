@@ -1,0 +1,184 @@
+"""The ``goodhart-jax`` command line.
+
+Sub-commands: ``list``, ``run NAME``, ``condition``, ``explore``, ``bench``.  Bad input gets a
+one-line message on stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main"]
+
+PROG = "goodhart-jax"
+
+
+class UsageError(Exception):
+    """Bad command-line input: printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise UsageError(message)
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip() != ""]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _set_pairs(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set: expected key=value, got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _build_parser() -> _Parser:
+    p = _Parser(prog=PROG, description="Goodhart's law and mesa-optimisation, in JAX.")
+    p.add_argument("--x64", action="store_true", help="compute in float64 (exact estimators default to it)")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    sub.add_parser("list", help="list the registered experiments")
+
+    r = sub.add_parser("run", help="run an experiment (or 'all')")
+    r.add_argument("name")
+    r.add_argument("--quick", action="store_true", help="a small, fast version of the experiment")
+    r.add_argument("--out", type=Path, default=None, help="output folder (default results/NAME)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override an experiment parameter (repeatable)")
+
+    c = sub.add_parser("condition", help="E[V | V + X >= t] and log P(V + X >= t), exactly")
+    c.add_argument("--value", required=True, help="distribution of V, e.g. 'normal(0, 1)'")
+    c.add_argument("--error", required=True, help="distribution of X, e.g. 'student_t(df=3)'")
+    c.add_argument("--threshold", required=True, type=_floats, help="t or t1,t2,...")
+    c.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    e = sub.add_parser("explore", help="interactive mesa-optimisation explorer (matplotlib window)")
+    e.add_argument("--backend", default=None, help="matplotlib backend (default: the interactive one)")
+
+    b = sub.add_parser("bench", help="benchmarks that print their figures")
+    b.add_argument("what", help="conditioning")
+    b.add_argument("--quick", action="store_true")
+    return p
+
+
+def _cmd_list() -> int:
+    import experiments
+
+    width = max(len(n) for n in experiments.names())
+    for name in experiments.names():
+        print(f"{name:<{width}}  {experiments.describe(name)}")
+    print(f"{'all':<{width}}  every experiment above, in order")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import experiments
+
+    params = _set_pairs(args.sets)
+    todo = experiments.names() if args.name == "all" else [args.name]
+    if args.name != "all":
+        experiments.load(args.name)  # ValueError for an unknown name, before any work
+    for name in todo:
+        out = args.out if (args.out is not None and len(todo) == 1) else (
+            (args.out / name) if args.out is not None else None)
+        print(f"[{name}] running{' (quick)' if args.quick else ''} ...", file=sys.stderr)
+        experiments.run(name, quick=args.quick, out=out, seed=args.seed, params=params)
+        where = out if out is not None else Path("results") / name
+        print(f"[{name}] results in {where}/")
+    return 0
+
+
+def _cmd_condition(args: argparse.Namespace) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)  # exact computation: float64
+    import numpy as np
+
+    import goodhart_jax as gj
+
+    value = gj.parse_dist(args.value)
+    error = gj.parse_dist(args.error)
+    t = np.asarray(args.threshold, dtype=np.float64)
+    if t.size == 0:
+        raise ValueError("threshold must be one or more finite numbers")
+    mean = np.asarray(gj.conditional_value(value, error, t))
+    logp = np.asarray(gj.log_tail_prob(value, error, t))
+    rows = [
+        {"t": float(ti), "conditional_value": float(m), "log_tail_prob": float(lp),
+         "bits": float(-lp / np.log(2.0))}
+        for ti, m, lp in zip(t, mean, logp)
+    ]
+    if args.json:
+        print(json.dumps({"value": args.value, "error": args.error, "rows": rows}, indent=2))
+    else:
+        print(f"V ~ {args.value}   X ~ {args.error}")
+        print(f"{'t':>14} {'E[V | U >= t]':>22} {'log P(U >= t)':>22} {'bits':>12}")
+        for r in rows:
+            print(f"{r['t']:>14.6g} {r['conditional_value']:>22.15g} {r['log_tail_prob']:>22.15g} "
+                  f"{r['bits']:>12.6g}")
+    return 0
+
+
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from goodhart_jax import explorer
+
+    return explorer.main(backend=args.backend)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    benches = {"conditioning": "experiments.bench_conditioning"}
+    if args.what not in benches:
+        raise ValueError(f"bench must be one of {', '.join(benches)}; got {args.what!r}")
+    import importlib
+
+    return importlib.import_module(benches[args.what]).main(quick=args.quick)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``goodhart-jax``; returns the exit status."""
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.x64:
+            import jax
+
+            jax.config.update("jax_enable_x64", True)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        if args.command == "list":
+            return _cmd_list()
+        if args.command == "run":
+            return _cmd_run(args)
+        if args.command == "condition":
+            return _cmd_condition(args)
+        if args.command == "explore":
+            return _cmd_explore(args)
+        if args.command == "bench":
+            return _cmd_bench(args)
+        raise UsageError(f"unknown command {args.command!r}")
+    except (UsageError, ValueError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
