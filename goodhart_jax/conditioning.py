@@ -1,0 +1,400 @@
+"""Exact conditioning on the proxy: E[V | V + X >= t], log P(V + X >= t), E[V | V + X = u].
+
+Exact means fixed-node quadrature (:mod:`goodhart_jax.quadrature`) of positive integrands in
+log space:
+
+* ``P(U >= t) = ∫ f_X(t - y) S_V(y) dy``;
+* ``E[V | U >= t] = E[V] + ∫ f_X(t - y) G(y) dy / P(U >= t)``, with
+  ``G(y) = E[(V - E V) 1{V > y}] >= 0`` (integration by parts of the textbook
+  ``∫ v f_V(v) S_X(t - v) dv``), so no cancellation happens even when the answer is E[V] + 1e-100;
+* ``E[V | U = u] = E[V] - [∫ G(y) f_X'(u - y) dy + G(u - lo_X) f_X(lo_X)] / f_U(u)``.
+
+Anchors for the rule: V's bulk, ``t`` minus X's bulk, the support edges (``lo_V`` and
+``t - lo_X``, where densities jump or survival functions kink) and the saddle of the integrand,
+found by a coarse search and a few Newton steps.  Node positions are carried as (anchor, offset)
+pairs so that ``t - y`` is exact near ``y ≈ t`` even for ``t = 1e200``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from goodhart_jax._validation import check_finite
+from goodhart_jax.distributions import Distribution, parse_dist
+from goodhart_jax.quadrature import anchored_rule
+
+__all__ = [
+    "Estimate",
+    "conditional_value",
+    "log_tail_prob",
+    "sample_conditional_value",
+    "value_given_proxy",
+]
+
+# Candidate fractions along [c_V, t - c_X] for the saddle search.
+_Q = np.concatenate([
+    [-3.0, -1.0, -0.3, -0.1, -0.03, -0.01],
+    np.geomspace(1e-4, 0.5, 14),
+    1.0 - np.geomspace(1e-4, 0.5, 14)[::-1][1:],
+    [1.01, 1.03, 1.1, 1.3, 2.0, 4.0],
+])
+_NEWTON_STEPS = 8
+
+
+def _dists(value, error) -> tuple[Distribution, Distribution]:
+    value, error = parse_dist(value), parse_dist(error)
+    return value, error
+
+
+def _check_value_mean(value: Distribution) -> None:
+    from goodhart_jax._validation import is_concrete
+
+    if not is_concrete(value):
+        return
+    with jax.ensure_compile_time_eval():
+        finite = bool(np.all(np.isfinite(np.asarray(value.mean()))))
+    if not finite:
+        raise ValueError(f"value must have a finite mean for E[V | ...]; {value!r} has none")
+
+
+def _saddle(logh, lo_y, hi_y, c_v, c_x_y, span_scale):
+    """Maximiser of ``logh`` (a scalar function of y): coarse search, then safeguarded Newton."""
+    dtype = jnp.result_type(c_v)
+    cand = c_v + jnp.asarray(_Q, dtype) * (c_x_y - c_v)
+    cand = jnp.clip(cand, lo_y, hi_y)
+    vals = jax.vmap(logh)(cand)
+    vals = jnp.where(jnp.isnan(vals), -jnp.inf, vals)
+    best = jnp.argmax(vals)
+    y0, h0 = cand[best], vals[best]
+    d1 = jax.grad(logh)
+    d2 = jax.grad(d1)
+    max_step = jnp.abs(c_x_y - c_v) + span_scale
+
+    def body(_, carry):
+        y, hy, by, bh = carry
+        g, c = d1(y), d2(y)
+        ok = jnp.isfinite(g) & jnp.isfinite(c) & (c < 0)
+        step = jnp.where(ok, -g / jnp.where(ok, c, -1.0), 0.0)
+        step = jnp.clip(step, -max_step, max_step)
+        yn = jnp.clip(y + step, lo_y, hi_y)
+        hn = logh(yn)
+        hn = jnp.where(jnp.isnan(hn), -jnp.inf, hn)
+        better = hn > bh
+        return yn, hn, jnp.where(better, yn, by), jnp.where(better, hn, bh)
+
+    _, _, y_best, _ = jax.lax.fori_loop(0, _NEWTON_STEPS, body, (y0, h0, y0, h0))
+    curv = d2(y_best)
+    ok = jnp.isfinite(curv) & (curv < 0)
+    width = jnp.where(ok, jax.lax.rsqrt(jnp.where(ok, -curv, 1.0)), span_scale)
+    width = jnp.clip(width, 1e-6 * span_scale, jnp.maximum(span_scale, jnp.abs(c_x_y - c_v)))
+    return jax.lax.stop_gradient(y_best), jax.lax.stop_gradient(width)
+
+
+def _layout(value: Distribution, error: Distribution, t, inner_log):
+    """Anchors as (y, t - y) pairs with widths, and the upper end of the y-domain.
+
+    ``inner_log(y)`` is the log of V's factor of the integrand (S_V or f_V), used to find the
+    saddle of ``log f_X(t - y) + inner_log(y)``.
+    """
+    dtype = jnp.result_type(t)
+    c_v, s_v = (jnp.asarray(a, dtype) for a in value._bulk())
+    c_x, s_x = (jnp.asarray(a, dtype) for a in error._bulk())
+    lo_v = jnp.asarray(value.support()[0], dtype)
+    lo_x = jnp.asarray(error.support()[0], dtype)
+    inf = jnp.asarray(jnp.inf, dtype)
+    fin_v, fin_x = jnp.isfinite(lo_v), jnp.isfinite(lo_x)
+    hi = jnp.where(fin_x, t - jnp.where(fin_x, lo_x, 0.0), inf)
+    lo_v_s = jnp.where(fin_v, lo_v, c_v)
+    lo_x_s = jnp.where(fin_x, lo_x, c_x)
+
+    def logh(y):
+        return error.log_prob(t - y) + inner_log(y)
+
+    span_scale = s_v + s_x
+    y_star, s_star = _saddle(logh, jnp.where(fin_v, lo_v - 10 * span_scale, -inf), hi, c_v,
+                             t - c_x, span_scale)
+    ya = jnp.stack([c_v, t - c_x, lo_v_s, t - lo_x_s, y_star])
+    xa = jnp.stack([t - c_v, c_x, t - lo_v_s, lo_x_s, t - y_star])
+    wa = jnp.stack([s_v, s_x, s_v, s_x, s_star])
+    # Anchors beyond the end of the domain (y > t - lo_X) move to it.
+    over = ya > hi
+    ya = jnp.where(over, hi, ya)
+    xa = jnp.where(over, jnp.where(fin_x, lo_x, 0.0), xa)
+    return ya, xa, wa, hi
+
+
+def _nodes(ya, xa, wa, hi):
+    dtype = ya.dtype
+    rule = anchored_rule(ya, wa, jnp.asarray(-jnp.inf, dtype), hi)
+    y = ya[rule.index] + rule.offset
+    x = xa[rule.index] - rule.offset
+    return y, x, rule.log_weight
+
+
+def _lse(a):
+    m = jnp.max(a)
+    m = jnp.where(jnp.isfinite(m), m, 0.0)
+    return m + jnp.log(jnp.sum(jnp.exp(a - m)))
+
+
+@jax.jit
+def _tail_terms(value, error, t):
+    """(log P(U >= t), log ∫ f_X(t - y) G(y) dy) for scalar t."""
+    ya, xa, wa, hi = _layout(value, error, t, value.log_sf)
+    y, x, lw = _nodes(ya, xa, wa, hi)
+    lf = error.log_prob(x) + lw
+    log_p = _lse(lf + value.log_sf(y))
+    log_n = _lse(lf + value._log_mean_excess(y))
+    return log_p, log_n
+
+
+@jax.jit
+def _tail_only(value, error, t):
+    ya, xa, wa, hi = _layout(value, error, t, value.log_sf)
+    y, x, lw = _nodes(ya, xa, wa, hi)
+    return _lse(error.log_prob(x) + lw + value.log_sf(y))
+
+
+def _vmap_t(fn, value, error, t):
+    t = jnp.asarray(t)
+    if not jnp.issubdtype(t.dtype, jnp.floating):
+        t = t.astype(jnp.result_type(float))
+    flat = t.reshape(-1)
+    out = jax.vmap(fn, in_axes=(None, None, 0))(value, error, flat)
+    return jax.tree_util.tree_map(lambda o: o.reshape(t.shape), out)
+
+
+def log_tail_prob(value, error, t) -> jax.Array:
+    """``log P(V + X >= t)`` for independent ``V`` and ``X``, exactly (quadrature).
+
+    Math: ``P(U >= t) = ∫ f_X(t - y) S_V(y) dy``, summed in log space.
+
+    Args:
+        value: distribution of ``V`` (a :class:`Distribution` or a spec string).
+        error: distribution of ``X``.
+        t: threshold(s), any shape; finite.
+
+    Returns:
+        Array of the shape of ``t``.
+
+    Example:
+        >>> import goodhart_jax as gj
+        >>> float(gj.log_tail_prob(gj.Normal(), gj.Normal(), 0.0))  # doctest: +ELLIPSIS
+        -0.693...
+    """
+    value, error = _dists(value, error)
+    check_finite("t", t)
+    return _vmap_t(_tail_only, value, error, t)
+
+
+def conditional_value(value, error, t) -> jax.Array:
+    """Exact ``E[V | V + X >= t]`` by fixed-node quadrature; jit/vmap/grad friendly.
+
+    Math: ``E[V | U >= t] = E[V] + ∫ f_X(t - y) G(y) dy / ∫ f_X(t - y) S_V(y) dy``,
+    ``G(y) = E[(V - E V) 1{V > y}]``.
+
+    Args:
+        value: distribution of ``V`` (must have a finite mean), or a spec string.
+        error: distribution of ``X``, or a spec string.
+        t: threshold(s), any shape; finite.  Computed in ``t``'s float dtype.
+
+    Returns:
+        Array of the shape of ``t``.
+
+    Example:
+        >>> import goodhart_jax as gj
+        >>> round(float(gj.conditional_value(gj.Normal(), gj.StudentT(3.0), 10.0)), 6)
+        0.304751
+    """
+    value, error = _dists(value, error)
+    _check_value_mean(value)
+    check_finite("t", t)
+    log_p, log_n = _vmap_t(_tail_terms, value, error, t)
+    return value.mean().astype(log_p.dtype) + jnp.exp(log_n - log_p)
+
+
+@jax.jit
+def _proxy_terms(value, error, u):
+    """(log f_U(u), signed numerator) for E[V | U = u] - E[V]."""
+    ya, xa, wa, hi = _layout(value, error, u, value.log_prob)
+    y, x, lw = _nodes(ya, xa, wa, hi)
+    lfx = error.log_prob(x)
+    log_fu = _lse(lw + lfx + value.log_prob(y))
+    score = -jax.vmap(jax.grad(lambda z: error.log_prob(z)))(x)  # -d/dx log f_X
+    score = jnp.where(jnp.isfinite(score), score, 0.0)
+    terms = lw + lfx + value._log_mean_excess(y)
+    # I = -∫ G f_X' = ∫ G f_X score   (score = -(log f_X)')
+    pos = _lse(jnp.where(score > 0, terms + jnp.log(jnp.where(score > 0, score, 1.0)), -jnp.inf))
+    neg = _lse(jnp.where(score < 0, terms + jnp.log(jnp.where(score < 0, -score, 1.0)), -jnp.inf))
+    # boundary term where f_X jumps at its lower support end: -G(u - lo_X) f_X(lo_X)
+    lo_x = error.support()[0]
+    fin = jnp.isfinite(lo_x)
+    lo_xs = jnp.where(fin, lo_x, 0.0)
+    edge = jnp.where(fin, value._log_mean_excess(u - lo_xs) + error.log_prob(lo_xs), -jnp.inf)
+    neg = jnp.logaddexp(neg, jnp.where(jnp.isnan(edge), -jnp.inf, edge))
+    return log_fu, pos, neg
+
+
+def value_given_proxy(value, error, u) -> jax.Array:
+    """Exact ``E[V | V + X = u]`` by fixed-node quadrature.
+
+    Math: ``E[V | U = u] = E[V] + ∫ G(y) (-f_X'(u - y)) dy / f_U(u)`` (plus the jump term of
+    ``f_X`` at its lower support end), ``G(y) = E[(V - E V) 1{V > y}]``.
+
+    Args:
+        value: distribution of ``V`` (finite mean), or a spec string.
+        error: distribution of ``X``, or a spec string.
+        u: proxy value(s), any shape; finite.
+
+    Returns:
+        Array of the shape of ``u``.
+
+    Example:
+        >>> import goodhart_jax as gj
+        >>> round(float(gj.value_given_proxy(gj.Normal(), gj.Normal(0.0, 2.0), 5.0)), 6)
+        1.0
+    """
+    value, error = _dists(value, error)
+    _check_value_mean(value)
+    check_finite("u", u)
+    log_fu, pos, neg = _vmap_t(_proxy_terms, value, error, u)
+    return value.mean().astype(log_fu.dtype) + jnp.exp(pos - log_fu) - jnp.exp(neg - log_fu)
+
+
+# --- sampled estimators ------------------------------------------------------------------------
+
+
+class Estimate(NamedTuple):
+    """A Monte Carlo estimate.
+
+    Attributes:
+        mean: the estimate.
+        stderr: its standard error (``nan`` when fewer than two samples count).
+        count: the number of samples it rests on (accepted draws for ``mc``; all draws for
+            ``cmc``).
+    """
+
+    mean: jax.Array
+    stderr: jax.Array
+    count: jax.Array
+
+
+def _mc_chunk(key, mask, value, error, t, center):
+    kv, kx = jax.random.split(key)
+    dtype = t.dtype
+    v = value.sample(kv, mask.shape, dtype)
+    x = error.sample(kx, mask.shape, dtype)
+    hit = ((v + x)[:, None] >= t[None, :]) & mask[:, None]
+    dv = (v - center)[:, None]
+    zero = jnp.zeros((), dtype)
+    return (hit.sum(0, dtype=dtype), jnp.where(hit, dv, zero).sum(0),
+            jnp.where(hit, dv * dv, zero).sum(0))
+
+
+def _cmc_chunk(key, mask, value, error, t, ref):
+    """Asmussen-Kroese conditional Monte Carlo: split on which of V, X is larger.
+
+    ``1{U >= t} = 1{V > max(t - X, X)} + 1{X >= max(t - V, V)}``; conditioning the first term
+    on ``X`` and the second on ``V`` gives, per draw ``(v, x)``,
+    ``p = S_V(m_x) + S_X(m_v)`` and ``a = G(m_x) + (v - mu) S_X(m_v)`` with
+    ``m_x = max(t - x, x)``, ``m_v = max(t - v, v)``; then ``E[V | U >= t] = mu + E a / E p``.
+    Weights are scaled by ``exp(-ref)`` to stay in range.
+    """
+    kv, kx = jax.random.split(key)
+    dtype = t.dtype
+    mu = value.mean().astype(dtype)
+    v = value.sample(kv, mask.shape, dtype)[:, None]
+    x = error.sample(kx, mask.shape, dtype)[:, None]
+    tt = t[None, :]
+    m_x = jnp.maximum(tt - x, x)
+    m_v = jnp.maximum(tt - v, v)
+    w_v = jnp.exp(value.log_sf(m_x) - ref)
+    g_v = jnp.exp(value._log_mean_excess(m_x) - ref)
+    w_x = jnp.exp(error.log_sf(m_v) - ref)
+    p = jnp.where(mask[:, None], w_v + w_x, 0.0)
+    a = jnp.where(mask[:, None], g_v + (v - mu) * w_x, 0.0)
+    return jnp.stack([p.sum(0), a.sum(0), (p * p).sum(0), (a * a).sum(0), (a * p).sum(0)])
+
+
+def _ratio(m):
+    sw, saw, sww, saa, saww = m
+    r = saw / sw
+    var = (saa - 2.0 * r * saww + r * r * sww) / (sw * sw)
+    return r, jnp.sqrt(jnp.maximum(var, 0.0))
+
+
+def sample_conditional_value(key: jax.Array, value, error, t, *, num_samples: int,
+                             method: str = "mc", chunk_size: int = 1 << 16,
+                             dtype=None) -> Estimate:
+    """Monte Carlo ``E[V | V + X >= t]`` by streaming chunks (memory constant in ``num_samples``).
+
+    Methods:
+
+    * ``"mc"``: rejection — draw ``(V, X)``, keep the draws with ``V + X >= t``;
+      ``stderr = sd(kept V) / sqrt(count)``.  Float32 draws cannot reach far tails (normal draws
+      stop near 5.3 sd in float32, 8.2 in float64): use ``cmc`` or the exact
+      :func:`conditional_value` there.
+    * ``"cmc"``: conditional Monte Carlo (Rao-Blackwellised, Asmussen-Kroese split).  The event
+      splits on the larger of the two, ``{V > max(t - X, X)}`` or ``{X >= max(t - V, V)}``; the
+      first is integrated exactly over ``V`` given ``X`` (with the closed-form excess
+      ``G(y) = E[(V - E V) 1{V > y}]``), the second over ``X`` given ``V``:
+      ``E[V | U >= t] = E[V] + E[G(m_X) + (V - E V) S_X(m_V)] / E[S_V(m_X) + S_X(m_V)]``,
+      ``m_X = max(t - X, X)``.  Efficient whichever variable has the heavier tail (it is the
+      one integrated out, not sampled).  ``stderr`` by the delta method for a ratio.
+
+    Args:
+        key: PRNG key (explicit; chunk ``i`` uses ``fold_in(key, i)``).
+        value, error: distributions (or spec strings); ``value`` needs a finite mean.
+        t: threshold(s), any shape, finite.
+        num_samples: number of ``(V, X)`` draws (an integer >= 1).
+        method: ``"mc"`` or ``"cmc"``.
+        chunk_size: draws per chunk.
+        dtype: float dtype of the draws (default: JAX's default float).
+
+    Returns:
+        :class:`Estimate` whose fields have the shape of ``t``.
+
+    Example:
+        >>> import jax, goodhart_jax as gj
+        >>> est = gj.sample_conditional_value(jax.random.key(0), gj.Normal(), gj.Normal(), 1.0,
+        ...                                   num_samples=100_000)
+        >>> abs(float(est.mean) - 0.9026) < 5 * float(est.stderr)
+        True
+    """
+    from goodhart_jax import engine
+    from goodhart_jax._validation import check_positive_int
+    from goodhart_jax.distributions import _float_dtype
+
+    value, error = _dists(value, error)
+    _check_value_mean(value)
+    check_finite("t", t)
+    num_samples = check_positive_int("num_samples", num_samples)
+    chunk_size = check_positive_int("chunk_size", chunk_size)
+    if method not in ("mc", "cmc"):
+        raise ValueError(f"method must be 'mc' or 'cmc', got {method!r}")
+    dtype = _float_dtype(dtype)
+    t_arr = jnp.asarray(t, dtype)
+    flat = t_arr.reshape(-1)
+    if method == "mc":
+        center = value.mean().astype(dtype)
+        n, s1, s2 = engine.stream(_mc_chunk, key, value, error, flat, center,
+                                  num_samples=num_samples, chunk_size=chunk_size)
+        m1 = s1 / n
+        var = jnp.maximum(s2 / n - m1 * m1, 0.0) * n / (n - 1.0)
+        mean, stderr, count = center + m1, jnp.sqrt(var / n), n
+    else:
+        c_v = jnp.asarray(value._bulk()[0], dtype)
+        c_x = jnp.asarray(error._bulk()[0], dtype)
+        ref = jnp.logaddexp(error.log_sf(flat - c_v), value.log_sf(flat - c_x))
+        sums = engine.stream(_cmc_chunk, key, value, error, flat, ref,
+                             num_samples=num_samples, chunk_size=chunk_size)
+        r, stderr = _ratio(sums)
+        mean = value.mean().astype(dtype) + r
+        count = jnp.full(flat.shape, float(num_samples), dtype)
+    shape = t_arr.shape
+    return Estimate(mean.reshape(shape), stderr.reshape(shape), count.reshape(shape))
