@@ -3,6 +3,13 @@
 The public API, flat.  See DESIGN.md for the models and README.md for a tour.
 """
 
+from goodhart_jax.conditioning import (
+    Estimate,
+    conditional_value,
+    log_tail_prob,
+    sample_conditional_value,
+    value_given_proxy,
+)
 from goodhart_jax.distributions import (
     Distribution,
     Exponential,
@@ -27,4 +34,9 @@ __all__ = [
     "Pareto",
     "Levy",
     "parse_dist",
+    "Estimate",
+    "conditional_value",
+    "log_tail_prob",
+    "sample_conditional_value",
+    "value_given_proxy",
 ]
