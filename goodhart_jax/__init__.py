@@ -21,6 +21,8 @@ from goodhart_jax.distributions import (
     StudentT,
     parse_dist,
 )
+from goodhart_jax import mesa, optimize  # noqa: E402  (modules as namespaces: gj.mesa.*)
+from goodhart_jax.optimize import SearchResult, maximize
 
 __version__ = "0.1.0"
 
@@ -39,4 +41,8 @@ __all__ = [
     "log_tail_prob",
     "sample_conditional_value",
     "value_given_proxy",
+    "mesa",
+    "optimize",
+    "maximize",
+    "SearchResult",
 ]

@@ -128,12 +128,42 @@ def _layout(value: Distribution, error: Distribution, t, inner_log):
     return ya, xa, wa, hi
 
 
-def _nodes(ya, xa, wa, hi):
+def _nodes(ya, xa, wa, hi, t):
+    """Node positions (y, x = t - y) and log-weights.
+
+    Nodes are held fixed under differentiation (``stop_gradient``): derivatives are those of the
+    integrand at fixed nodes, which is exact for integrands continuous in ``y``; ``t`` enters
+    through ``x = t - y`` alone.  The one moving discontinuity, the end ``hi = t - lo_X`` of the
+    domain where ``f_X`` may jump, gets its Leibniz term from :func:`_edge_correction`.
+    """
+    ya, xa, wa, hi = jax.lax.stop_gradient((ya, xa, wa, hi))
     dtype = ya.dtype
     rule = anchored_rule(ya, wa, jnp.asarray(-jnp.inf, dtype), hi)
     y = ya[rule.index] + rule.offset
-    x = xa[rule.index] - rule.offset
+    x = (xa[rule.index] - rule.offset) + (t - jax.lax.stop_gradient(t))
     return y, x, rule.log_weight
+
+
+def _edge_correction(log_total, log_edge, edge):
+    """``log_total`` plus a zero whose derivative is ``g(edge) edge' / total`` (Leibniz rule).
+
+    ``log_edge`` is the log of the integrand just inside the moving end ``edge`` of the domain
+    (``-inf`` when it vanishes there, nothing is added then).
+    """
+    ok = jnp.isfinite(log_edge) & jnp.isfinite(edge)
+    ratio = jnp.exp(jnp.where(ok, log_edge, -jnp.inf) - jax.lax.stop_gradient(log_total))
+    ratio = jnp.where(ok, ratio, 0.0)
+    edge_s = jnp.where(ok, edge, 0.0)
+    return log_total + ratio * (edge_s - jax.lax.stop_gradient(edge_s))
+
+
+def _upper_edge(error, t):
+    """(``hi = t - lo_X``, ``log f_X(lo_X)``); ``hi = inf`` when X is unbounded below."""
+    lo_x = error.support()[0]
+    fin = jnp.isfinite(lo_x)
+    lo_xs = jnp.where(fin, lo_x, 0.0)
+    lf = jnp.where(fin, error.log_prob(lo_xs), -jnp.inf)
+    return jnp.where(fin, t - lo_xs, jnp.inf), jnp.where(jnp.isnan(lf), -jnp.inf, lf)
 
 
 def _lse(a):
@@ -142,22 +172,63 @@ def _lse(a):
     return m + jnp.log(jnp.sum(jnp.exp(a - m)))
 
 
+# Nodes whose term is below max - _DEAD carry no weight (e^-700 relative): they are left out of
+# the derivative, evaluated at a live node instead, so that extreme node positions (|y| ~ 1e200,
+# where even the derivative of log Phi overflows) cannot put NaN into a gradient.
+_DEAD = 700.0
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _live_terms(fn, value, error, y, x, lw):
+    """``fn(value, error, y, x, lw)`` (a tuple of per-node log terms), NaN-safe to differentiate."""
+    return fn(value, error, y, x, lw)
+
+
+@_live_terms.defjvp
+def _live_terms_jvp(fn, primals, tangents):
+    value, error, y, x, lw = primals
+    out = fn(*primals)
+    live = jnp.zeros(y.shape, bool)
+    for o in out:
+        top = jnp.max(jnp.where(jnp.isnan(o), -jnp.inf, o))
+        live |= jnp.isfinite(o) & (o > top - _DEAD)
+    i = jnp.argmax(jnp.where(jnp.isnan(out[0]), -jnp.inf, out[0]))
+    safe = [jnp.where(live, a, a[i]) for a in (y, x, lw)]
+    tv, te, ty, tx, tlw = tangents
+    tan = [jnp.where(live, a, jnp.zeros_like(a)) for a in (ty, tx, tlw)]
+    _, t_out = jax.jvp(fn, (value, error, *safe), (tv, te, *tan))
+    t_out = tuple(jnp.where(live & jnp.isfinite(o), t, jnp.zeros_like(t)) for o, t in zip(out, t_out))
+    return out, t_out
+
+
+def _tail_integrands(value, error, y, x, lw):
+    lf = lw + error.log_prob(x)
+    return lf + value.log_sf(y), lf + value._log_mean_excess(y)
+
+
+def _tail_integrand(value, error, y, x, lw):
+    return (lw + error.log_prob(x) + value.log_sf(y),)
+
+
 @jax.jit
 def _tail_terms(value, error, t):
     """(log P(U >= t), log ∫ f_X(t - y) G(y) dy) for scalar t."""
     ya, xa, wa, hi = _layout(value, error, t, value.log_sf)
-    y, x, lw = _nodes(ya, xa, wa, hi)
-    lf = error.log_prob(x) + lw
-    log_p = _lse(lf + value.log_sf(y))
-    log_n = _lse(lf + value._log_mean_excess(y))
+    y, x, lw = _nodes(ya, xa, wa, hi, t)
+    p_terms, n_terms = _live_terms(_tail_integrands, value, error, y, x, lw)
+    edge, log_fx_edge = _upper_edge(error, t)
+    log_p = _edge_correction(_lse(p_terms), log_fx_edge + value.log_sf(edge), edge)
+    log_n = _edge_correction(_lse(n_terms), log_fx_edge + value._log_mean_excess(edge), edge)
     return log_p, log_n
 
 
 @jax.jit
 def _tail_only(value, error, t):
     ya, xa, wa, hi = _layout(value, error, t, value.log_sf)
-    y, x, lw = _nodes(ya, xa, wa, hi)
-    return _lse(error.log_prob(x) + lw + value.log_sf(y))
+    y, x, lw = _nodes(ya, xa, wa, hi, t)
+    (p_terms,) = _live_terms(_tail_integrand, value, error, y, x, lw)
+    edge, log_fx_edge = _upper_edge(error, t)
+    return _edge_correction(_lse(p_terms), log_fx_edge + value.log_sf(edge), edge)
 
 
 def _vmap_t(fn, value, error, t):
@@ -218,20 +289,27 @@ def conditional_value(value, error, t) -> jax.Array:
     return value.mean().astype(log_p.dtype) + jnp.exp(log_n - log_p)
 
 
-@jax.jit
-def _proxy_terms(value, error, u):
-    """(log f_U(u), signed numerator) for E[V | U = u] - E[V]."""
-    ya, xa, wa, hi = _layout(value, error, u, value.log_prob)
-    y, x, lw = _nodes(ya, xa, wa, hi)
-    lfx = error.log_prob(x)
-    log_fu = _lse(lw + lfx + value.log_prob(y))
+def _proxy_integrands(value, error, y, x, lw):
+    """log terms of f_U(u), and of the positive / negative parts of ∫ G f_X score."""
+    lfx = lw + error.log_prob(x)
     score = -jax.vmap(jax.grad(lambda z: error.log_prob(z)))(x)  # -d/dx log f_X
     score = jnp.where(jnp.isfinite(score), score, 0.0)
-    terms = lw + lfx + value._log_mean_excess(y)
-    # I = -∫ G f_X' = ∫ G f_X score   (score = -(log f_X)')
-    pos = _lse(jnp.where(score > 0, terms + jnp.log(jnp.where(score > 0, score, 1.0)), -jnp.inf))
-    neg = _lse(jnp.where(score < 0, terms + jnp.log(jnp.where(score < 0, -score, 1.0)), -jnp.inf))
-    # boundary term where f_X jumps at its lower support end: -G(u - lo_X) f_X(lo_X)
+    terms = lfx + value._log_mean_excess(y)
+    pos = score > 0
+    neg = score < 0
+    log_pos = jnp.where(pos, terms + jnp.log(jnp.where(pos, score, 1.0)), -jnp.inf)
+    log_neg = jnp.where(neg, terms + jnp.log(jnp.where(neg, -score, 1.0)), -jnp.inf)
+    return lfx + value.log_prob(y), log_pos, log_neg
+
+
+@jax.jit
+def _proxy_terms(value, error, u):
+    """(log f_U(u), log of the positive and negative parts of f_U(u) (E[V | U = u] - E[V]))."""
+    ya, xa, wa, hi = _layout(value, error, u, value.log_prob)
+    y, x, lw = _nodes(ya, xa, wa, hi, u)
+    fu_terms, pos_terms, neg_terms = _live_terms(_proxy_integrands, value, error, y, x, lw)
+    log_fu, pos, neg = _lse(fu_terms), _lse(pos_terms), _lse(neg_terms)
+    # I = ∫ G(y) f_X(u - y) score(u - y) dy - G(u - lo_X) f_X(lo_X)  (jump of f_X at lo_X)
     lo_x = error.support()[0]
     fin = jnp.isfinite(lo_x)
     lo_xs = jnp.where(fin, lo_x, 0.0)

@@ -71,12 +71,14 @@ def _side(length, scale, dtype):
     bp = jnp.sort(jnp.concatenate([low, top, w_end[None]]))
     a, b = bp[:-1], bp[1:]
     h = b - a
+    live = h > 0
+    h_safe = jnp.where(live, h, 1.0)  # keeps gradients finite through empty panels
     w = a[:, None] + h[:, None] * jnp.asarray(_GL_X, dtype)[None, :]
-    lw = jnp.log(jnp.asarray(_GL_W, dtype))[None, :] + jnp.log(h)[:, None]
+    lw = jnp.log(jnp.asarray(_GL_W, dtype))[None, :] + jnp.log(h_safe)[:, None]
     # d = s expm1(w), dd/dw = s e^w
     offset = scale * jnp.expm1(w)
     log_weight = lw + jnp.log(scale) + w
-    log_weight = jnp.where(h[:, None] > 0, log_weight, -jnp.inf)
+    log_weight = jnp.where(live[:, None], log_weight, -jnp.inf)
     return offset.reshape(-1), log_weight.reshape(-1)
 
 

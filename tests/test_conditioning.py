@@ -1,0 +1,270 @@
+"""Exact and sampled conditioning against independent numbers.
+
+References: the published check values of the issue tracker, closed forms evaluated with
+mpmath at 50 digits (normal/normal, normal value with exponential error), and the mpmath table
+in tests/reference/ (see test_reference_table.py).
+"""
+
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import mpmath as mp
+import numpy as np
+import pytest
+
+import goodhart_jax as gj
+
+mp.mp.dps = 50
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return np.max(np.abs(a / b - 1.0))
+
+
+# --- published check values -------------------------------------------------------------------
+
+def test_public_check_values_t3():
+    t = jnp.array([2.0, 5.0, 10.0, 20.0, 50.0])
+    got = np.asarray(gj.conditional_value(gj.Normal(), gj.StudentT(3.0), t))
+    given = ["0.91484599", "0.62876465", "0.30475114", "0.15059937", "0.060038396"]
+    for g, s in zip(got, given):
+        half_ulp = 0.5 * 10.0 ** -len(s.split(".")[1])
+        assert abs(g - float(s)) <= half_ulp * 1.01, (g, s)
+
+
+def test_public_check_values_normal():
+    got = np.asarray(gj.conditional_value(gj.Normal(), gj.Normal(0.0, 2.0), jnp.array([10.0, 50.0])))
+    assert abs(got[0] - 2.09186068809) <= 0.5e-11 * 1.01
+    assert abs(got[1] - 10.0199207884) <= 0.5e-10 * 1.01
+
+
+# --- closed forms ------------------------------------------------------------------------------
+
+def _normal_closed(sv, sx, t):
+    su = mp.sqrt(mp.mpf(sv) ** 2 + mp.mpf(sx) ** 2)
+    a = mp.mpf(t) / su
+    logsf = mp.log(mp.erfc(a / mp.sqrt(2)) / 2)
+    phi = mp.exp(-a * a / 2) / mp.sqrt(2 * mp.pi)
+    return float(mp.mpf(sv) ** 2 / su * phi / mp.exp(logsf)), float(logsf)
+
+
+# thresholds from the bulk to P(U >= t) ~ 1e-300 (a = t / s_U up to 37)
+@pytest.mark.parametrize("sv,sx", [(1.0, 2.0), (1.0, 0.01), (3.0, 0.5), (1.0, 100.0)])
+def test_normal_normal_closed_form(sv, sx):
+    su = float(np.hypot(sv, sx))
+    t = su * np.array([-5.0, 0.0, 1.0, 3.0, 8.0, 15.0, 25.0, 37.0])
+    got = gj.conditional_value(gj.Normal(0.0, sv), gj.Normal(0.0, sx), t)
+    logp = gj.log_tail_prob(gj.Normal(0.0, sv), gj.Normal(0.0, sx), t)
+    ref = [_normal_closed(sv, sx, ti) for ti in t]
+    assert _rel(got, [r[0] for r in ref]) < 1e-8  # the acceptance figure
+    assert _rel(logp[1:], [r[1] for r in ref][1:]) < 1e-9
+    assert abs(float(logp[0]) - ref[0][1]) < 1e-12  # log P ~ -3e-7 at t = -5 s_U
+
+
+def _normal_exp_closed(mu, s, lam, t):
+    """E[V | V + X >= t] and log P for V ~ N(mu, s^2), X ~ Exp(lam), in mpmath."""
+    mu, s, lam, t = (mp.mpf(v) for v in (mu, s, lam, t))
+    Phi = lambda z: mp.erfc(-z / mp.sqrt(2)) / 2  # noqa: E731
+    phi = lambda z: mp.exp(-z * z / 2) / mp.sqrt(2 * mp.pi)  # noqa: E731
+    z = (t - mu) / s
+    m2 = mu + lam * s * s
+    z2 = (t - m2) / s
+    tilt = mp.exp(-lam * (t - mu) + lam * lam * s * s / 2)
+    p = (1 - Phi(z)) + tilt * Phi(z2)
+    num = (mu * (1 - Phi(z)) + s * phi(z)) + tilt * (m2 * Phi(z2) - s * phi(z2))
+    return float(num / p), float(mp.log(p))
+
+
+@pytest.mark.parametrize("mu,s,lam", [(0.0, 1.0, 1.0), (1.0, 2.0, 0.5), (0.0, 0.1, 5.0)])
+def test_normal_value_exponential_error_closed_form(mu, s, lam):
+    t = np.array([-3.0, 0.0, 2.0, 10.0, 50.0, 300.0, 600.0 / lam])
+    got = gj.conditional_value(gj.Normal(mu, s), gj.Exponential(lam), t)
+    logp = gj.log_tail_prob(gj.Normal(mu, s), gj.Exponential(lam), t)
+    ref = [_normal_exp_closed(mu, s, lam, ti) for ti in t]
+    assert _rel(got, [r[0] for r in ref]) < 1e-8  # the acceptance figure
+    assert np.max(np.abs(np.asarray(logp) - [r[1] for r in ref]) / np.maximum(1.0, np.abs([r[1] for r in ref]))) < 1e-10
+    # the finite limit of Kwa et al. 2024: mu + lambda s^2
+    assert abs(float(got[-1]) - (mu + lam * s * s)) < 1e-6 * max(1.0, abs(mu + lam * s * s))
+
+
+def test_value_given_proxy_closed_forms():
+    u = np.array([-10.0, -1.0, 0.0, 2.0, 30.0, 80.0])
+    got = gj.value_given_proxy(gj.Normal(0.0, 1.0), gj.Normal(0.0, 2.0), u)
+    assert np.max(np.abs(np.asarray(got) - u / 5.0)) < 1e-12 * 80
+    # V ~ N(0, s^2), X ~ Exp(lam): V | U = u is N(lam s^2, s^2) truncated above at u
+    s, lam = 1.5, 0.7
+    m2 = lam * s * s
+    ref = []
+    for ui in u:
+        b = (mp.mpf(ui) - m2) / s
+        Phi = mp.erfc(-b / mp.sqrt(2)) / 2
+        ref.append(float(m2 - s * mp.exp(-b * b / 2) / mp.sqrt(2 * mp.pi) / Phi))
+    got = gj.value_given_proxy(gj.Normal(0.0, s), gj.Exponential(lam), u)
+    assert _rel(got, ref) < 1e-9
+
+
+def test_float32_accuracy():
+    t = jnp.array([0.0, 2.0, 5.0, 10.0, 20.0], dtype=jnp.float32)
+    got = gj.conditional_value(gj.Normal(), gj.Normal(0.0, 2.0), t)
+    assert got.dtype == jnp.float32
+    ref = [_normal_closed(1.0, 2.0, float(ti))[0] for ti in t]
+    assert _rel(got, ref) < 1e-4
+    got = gj.conditional_value(gj.Normal(), gj.StudentT(3.0), t[1:])
+    assert _rel(got, [0.91484599, 0.62876465, 0.30475114, 0.15059937]) < 1e-4
+
+
+# --- transformations ---------------------------------------------------------------------------
+
+def test_vmapped_thousand_thresholds_in_one_call():
+    t = jnp.linspace(0.0, 100.0, 1000)
+    f = jax.jit(lambda t: gj.conditional_value(gj.Normal(), gj.StudentT(3.0), t))
+    out = f(t)
+    assert out.shape == (1000,) and bool(jnp.all(jnp.isfinite(out)))
+    # grid over a second axis through jax.vmap over the distributions' parameters
+    scales = jnp.array([0.5, 1.0, 2.0])
+    g = jax.vmap(lambda s: gj.conditional_value(gj.Normal(0.0, s), gj.StudentT(3.0), t[:10]))(scales)
+    assert g.shape == (3, 10)
+
+
+def test_gradient_in_t_matches_closed_form():
+    # normal/normal: d/dt E[V | U >= t] = (s_V^2/s_U^2) * d/da [phi(a)/(1-Phi(a))]
+    sv, sx = 1.0, 2.0
+    su = np.hypot(sv, sx)
+    for t in [0.0, 3.0, 20.0, 60.0]:
+        a = mp.mpf(t) / su
+        lam = mp.exp(-a * a / 2) / mp.sqrt(2 * mp.pi) / (mp.erfc(a / mp.sqrt(2)) / 2)
+        ref = float(sv**2 / su**2 * lam * (lam - a))
+        got = float(jax.grad(lambda t: gj.conditional_value(gj.Normal(0.0, sv), gj.Normal(0.0, sx), t))(t))
+        assert abs(got / ref - 1.0) < 1e-7, (t, got, ref)
+        # d/dt log P = -f_U(t) / P(U >= t) = -lam / s_U
+        got = float(jax.grad(lambda t: gj.log_tail_prob(gj.Normal(0.0, sv), gj.Normal(0.0, sx), t))(t))
+        assert abs(got / float(-lam / su) - 1.0) < 1e-8
+
+
+@pytest.mark.parametrize("value,error,param", [
+    ("normal(0, 1)", "student_t(df=3)", "df"),
+    ("student_t(df=4)", "normal(0, 2)", "scale"),
+    ("pareto(alpha=2.5)", "lognormal(sigma=1)", "sigma"),
+    ("exponential(rate=1)", "gennorm(p=0.7)", "p"),
+])
+def test_gradient_in_parameters_matches_finite_differences(value, error, param):
+    V, X = gj.parse_dist(value), gj.parse_dist(error)
+    t = 7.0
+
+    def f(theta):
+        kw = {p: getattr(X, p) for p in X._params}
+        kw[param] = theta
+        return gj.conditional_value(V, type(X)(**kw), t)
+
+    theta = float(getattr(X, param))
+    g = float(jax.grad(f)(theta))
+    h = 1e-5 * theta
+    fd = float((f(theta + h) - f(theta - h)) / (2 * h))
+    assert np.isfinite(g) and abs(g - fd) <= 1e-5 * max(abs(fd), 1e-3)
+
+
+# --- sampled estimators ------------------------------------------------------------------------
+
+PAIRS = [
+    ("normal(0, 1)", "student_t(df=3)", [1.0, 5.0, 20.0]),
+    ("student_t(df=3)", "normal(0, 1)", [1.0, 5.0, 20.0]),
+    ("pareto(alpha=2.5)", "lognormal(sigma=1)", [3.0, 20.0, 200.0]),
+    ("exponential(rate=1)", "exponential(rate=0.5)", [1.0, 5.0, 15.0]),
+    ("gennorm(p=0.5)", "levy(scale=1)", [2.0, 10.0, 50.0]),
+]
+
+
+@pytest.mark.parametrize("method", ["mc", "cmc"])
+@pytest.mark.parametrize("value,error,t", PAIRS)
+def test_sampled_agrees_with_exact(value, error, t, method):
+    V, X = gj.parse_dist(value), gj.parse_dist(error)
+    t = jnp.array(t)
+    exact = np.asarray(gj.conditional_value(V, X, t))
+    est = gj.sample_conditional_value(jax.random.key(7), V, X, t, num_samples=400_000, method=method)
+    z = (np.asarray(est.mean) - exact) / np.asarray(est.stderr)
+    ok = np.asarray(est.count) > 50  # mc needs accepted draws to say anything
+    assert ok[0]
+    assert np.all(np.abs(z[ok]) < 4.0), z
+
+
+@pytest.mark.parametrize("method", ["mc", "cmc"])
+def test_standard_errors_are_honest(method):
+    """Coverage over repeated seeds: about 95% of 2-se intervals hold the exact value."""
+    V, X = gj.Normal(), gj.StudentT(3.0)
+    t = jnp.array([1.0, 3.0])
+    exact = np.asarray(gj.conditional_value(V, X, t))
+    keys = jax.random.split(jax.random.key(3), 200)
+    est = jax.vmap(lambda k: gj.sample_conditional_value(k, V, X, t, num_samples=4000, method=method,
+                                                         chunk_size=4000))(keys)
+    inside = np.abs(np.asarray(est.mean) - exact) <= 2.0 * np.asarray(est.stderr)
+    cover = inside.mean(axis=0)
+    # 200 trials: binomial sd of the coverage is ~1.5%; 0.89..0.99 is a 4-sd band around 0.95
+    assert np.all((cover > 0.89) & (cover < 0.995)), cover
+
+
+def test_chunking_does_not_change_mc_draws():
+    V, X = gj.Normal(), gj.Normal()
+    a = gj.sample_conditional_value(jax.random.key(1), V, X, 1.0, num_samples=10_000, chunk_size=1000)
+    b = gj.sample_conditional_value(jax.random.key(1), V, X, 1.0, num_samples=10_001, chunk_size=1000)
+    # the extra draw lands in a new chunk: the first 10,000 draws are shared
+    assert abs(int(b.count) - int(a.count)) <= 1
+
+
+# --- bad input ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("t", [float("nan"), float("inf"), [1.0, float("nan")]])
+def test_bad_threshold(t):
+    with pytest.raises(ValueError, match="t must be"):
+        gj.conditional_value(gj.Normal(), gj.Normal(), t)
+    with pytest.raises(ValueError, match="t must be"):
+        gj.log_tail_prob(gj.Normal(), gj.Normal(), t)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="finite mean"):
+        gj.conditional_value(gj.Levy(), gj.Normal(), 1.0)
+    with pytest.raises(ValueError, match="method"):
+        gj.sample_conditional_value(jax.random.key(0), gj.Normal(), gj.Normal(), 1.0, num_samples=10, method="x")
+    with pytest.raises(ValueError, match="num_samples"):
+        gj.sample_conditional_value(jax.random.key(0), gj.Normal(), gj.Normal(), 1.0, num_samples=0)
+    with pytest.raises(ValueError, match="unknown distribution"):
+        gj.conditional_value("nromal", gj.Normal(), 1.0)
+
+
+# --- command line ------------------------------------------------------------------------------
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "goodhart_jax.cli", *args], capture_output=True, text=True)
+
+
+def test_cli_condition_json():
+    out = _cli("condition", "--value", "normal(0, 1)", "--error", "student_t(df=3)",
+               "--threshold", "2,10", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)["rows"]
+    assert abs(rows[0]["conditional_value"] - 0.91484599) < 1e-8
+    assert abs(rows[1]["conditional_value"] - 0.30475114) < 1e-8
+    assert rows[1]["bits"] > 0
+
+
+@pytest.mark.parametrize("args,word", [
+    (["condition", "--value", "normal(0, -1)", "--error", "normal", "--threshold", "1"], "scale"),
+    (["condition", "--value", "student_t(df=0)", "--error", "normal", "--threshold", "1"], "df"),
+    (["condition", "--value", "normal", "--error", "pareto(alpha=-1)", "--threshold", "1"], "alpha"),
+    (["condition", "--value", "normal", "--error", "gennorm(p=0)", "--threshold", "1"], "p"),
+    (["condition", "--value", "normal", "--error", "bogus(1)", "--threshold", "1"], "unknown distribution"),
+    (["condition", "--value", "normal(", "--error", "normal", "--threshold", "1"], "malformed"),
+    (["condition", "--value", "normal", "--error", "normal", "--threshold", "nan"], "t must be"),
+    (["condition", "--value", "normal", "--error", "normal", "--threshold", "abc"], "threshold"),
+    (["run", "no_such_experiment"], "experiment must be one of"),
+])
+def test_cli_bad_input_one_line_exit_2(args, word):
+    out = _cli(*args)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and word in lines[0], out.stderr
+    assert "Traceback" not in out.stderr
