@@ -3,13 +3,8 @@
 The public API, flat.  See DESIGN.md for the models and README.md for a tour.
 """
 
-from goodhart_jax.conditioning import (
-    Estimate,
-    conditional_value,
-    log_tail_prob,
-    sample_conditional_value,
-    value_given_proxy,
-)
+from goodhart_jax.conditioning import conditional_value, log_tail_prob, value_given_proxy
+from goodhart_jax.sampling import Estimate, sample_conditional_value
 from goodhart_jax.distributions import (
     Distribution,
     Exponential,
