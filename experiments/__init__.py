@@ -21,6 +21,18 @@ REGISTRY: dict[str, tuple[str, str]] = {
         "experiments.tails_come_apart",
         "E[V | U >= t] against t and bits of selection for normal, exponential, heavy errors",
     ),
+    "catastrophic_goodhart": (
+        "experiments.catastrophic_goodhart",
+        "best-of-n and KL-tilted pushing on U = V + X: light vs heavy-tailed error (Kwa et al. 2024)",
+    ),
+    "overoptimization": (
+        "experiments.overoptimization",
+        "gold reward against sqrt(KL) for best-of-n and optax-tilted policies, Gao et al. fits",
+    ),
+    "evaluator_ensembles": (
+        "experiments.evaluator_ensembles",
+        "U = V + mean of k errors: where averaging evaluators removes catastrophic Goodhart",
+    ),
     "mesa_dashboard": (
         "experiments.mesa_dashboard",
         "the mesa-optimisation simulator's four panels and the deceptive-population sweep",

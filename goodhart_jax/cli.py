@@ -71,7 +71,7 @@ def _build_parser() -> _Parser:
     e.add_argument("--backend", default=None, help="matplotlib backend (default: the interactive one)")
 
     b = sub.add_parser("bench", help="benchmarks that print their figures")
-    b.add_argument("what", help="conditioning")
+    b.add_argument("what", help="conditioning | sampling | pools")
     b.add_argument("--quick", action="store_true")
     return p
 
@@ -141,7 +141,11 @@ def _cmd_explore(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    benches = {"conditioning": "experiments.bench_conditioning"}
+    benches = {
+        "conditioning": "experiments.bench_conditioning",
+        "sampling": "experiments.bench_sampling",
+        "pools": "experiments.bench_pools",
+    }
     if args.what not in benches:
         raise ValueError(f"bench must be one of {', '.join(benches)}; got {args.what!r}")
     import importlib
