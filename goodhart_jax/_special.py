@@ -1,26 +1,453 @@
 """Far-tail special functions in log space (private).
 
-``t_log_sf(z, df)``      log P(T > z) for a standard Student t with ``df`` degrees of freedom.
-``log_gammaincc(a, y)``  log Q(a, y), the regularised upper incomplete gamma function.
+``log_ndtr(x)``           log Phi(x), the standard normal distribution function.
+``t_log_sf(z, df)``       log P(T > z) for a standard Student t with ``df`` degrees of freedom.
+``log_gammaincc(a, y)``   log Q(a, y), the regularised upper incomplete gamma function.
+``gennorm_log_sf(z, p)``  log P(Z > z) for the density ``p / (2 Gamma(1/p)) exp(-|z|^p)``.
 
-First version: thin wrappers over jax.scipy.special; to be replaced by forms that stay accurate
-(and differentiable in every argument) far into the tail.
+All of them are pure ``jax.numpy``: they jit, vmap, run in float32 or float64 and
+differentiate in *every* argument (``jax.scipy.special.betainc`` has no gradient in its shape
+parameters, and ``log(gammaincc)`` underflows to ``-inf`` once ``Q < 1e-308``).  Series and
+continued fractions use a fixed number of terms (unrolled, so XLA fuses them into one
+elementwise kernel and reverse-mode autodiff goes through them), and the branches are chosen
+so that the fixed count suffices:
+
+* ``log_gammaincc``: the Legendre continued fraction for ``Q`` in log form when
+  ``y > max(a + 1, 2.5)``, the power series for ``P = 1 - Q`` otherwise
+  (then ``log Q = log1p(-P)``).
+* ``t_log_sf``: ``P(T > |z|) = I_x(df/2, 1/2) / 2`` with ``x = df / (df + z^2)``; the
+  continued fraction of ``I_x(a, b)`` in log form when ``x < (a + 1)/(a + b + 2)`` (this
+  covers the whole far tail, where it converges in a few terms), and that of the complement
+  ``I_{1-x}(b, a)`` otherwise.
+
+Derivatives: the derivative in the argument is analytic (minus the hazard rate for the
+survival functions) and the derivative in the shape parameter is forward-mode autodiff
+through the fixed-length expansions; both are given through ``jax.custom_jvp`` with symbolic
+zeros, so a gradient in ``x`` alone never pays for the shape derivative.
+
+Accuracy (float64, measured against mpmath at 40 digits): about ``1e-13`` relative or better
+for ``df <= 1e3`` and ``a <= 50`` over the whole real line, including values far below the
+float64 range of the function itself (``log Q(2, 1e6) ~ -1e6``); ``6e-11`` at ``df = 1e4``.
+For larger shape parameters the fixed term counts stop being enough and the error grows
+(the result stays finite).  Unused ``jnp.where`` branches are fed safe arguments (the "double
+where"), so gradients are finite wherever the function is.
 """
 
 from __future__ import annotations
 
+import math
+
+import jax
 import jax.numpy as jnp
+from jax import lax
+from jax.custom_derivatives import SymbolicZero
 from jax.scipy import special as jsp
 
-__all__ = ["t_log_sf", "log_gammaincc"]
+__all__ = ["log_ndtr", "t_log_sf", "t_log_pdf", "t_log1p_sq", "log_gammaincc", "gennorm_log_sf",
+           "log_gamma_ratio_half"]
+
+# Number of terms (pairs of terms for the beta fraction) of each fixed-length expansion,
+# measured to reach ~1e-14 for a <= 50 (gamma) and df <= 1e3 (beta).
+_GAMMA_SERIES_TERMS = 64
+_GAMMA_CF_TERMS = 40
+_BETA_CF_PAIRS = 32
+_UNROLL = 8  # partial unrolling: fused loop bodies at a modest compile time
+
+_LOG_HALF = math.log(0.5)
+_LOG_2 = math.log(2.0)
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+_HALF_LOG_PI = 0.5 * math.log(math.pi)
 
 
-def t_log_sf(z, df):
-    z = jnp.asarray(z)
-    x = df / (df + z * z)
-    tail = jnp.log(0.5) + jnp.log(jsp.betainc(0.5 * df, 0.5, x))
-    return jnp.where(z > 0, tail, jnp.log1p(-jnp.exp(tail)))
+def _promote(*xs):
+    """Arrays of one common floating dtype (integers become the default float)."""
+    arrs = [jnp.asarray(x) for x in xs]
+    dtype = jnp.result_type(*arrs)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.result_type(float)
+    return tuple(x.astype(dtype) for x in arrs)
 
 
-def log_gammaincc(a, y):
-    return jnp.log(jsp.gammaincc(a, y))
+def _is_zero(t) -> bool:
+    return isinstance(t, SymbolicZero)
+
+
+def _jvp_rule(impl, primals, tangents, shape_index: int, arg_index: int):
+    """JVP of ``impl(*primals)[0]``; ``impl`` returns ``(value, d value / d arg)``.
+
+    The derivative in the argument uses the analytic slope returned by ``impl``; the one in
+    the shape parameter is forward-mode autodiff through ``impl`` (skipped when its tangent
+    is a symbolic zero).
+    """
+    dshape, darg = tangents[shape_index], tangents[arg_index]
+    if _is_zero(dshape):
+        val, slope = impl(*primals)
+        out = jnp.zeros_like(val)
+    else:
+        # The elementwise partial derivative in the shape parameter, computed as a primal
+        # quantity (forward mode with a unit tangent on the broadcast parameter), so that the
+        # tangent map below is a plain product: reverse mode never transposes the loops.
+        shape = jnp.broadcast_shapes(*(jnp.shape(p) for p in primals))
+        s_b = jnp.broadcast_to(primals[shape_index], shape)
+
+        def f(v):
+            args = list(primals)
+            args[shape_index] = v
+            return impl(*args)
+
+        (val, slope), (d_shape, _) = jax.jvp(f, (s_b,), (jnp.ones_like(s_b),))
+        out = d_shape * dshape
+    if not _is_zero(darg):
+        out = out + slope * darg
+    return val, out
+
+
+# --------------------------------------------------------------------------------------------
+# log Phi
+# --------------------------------------------------------------------------------------------
+def _log_ndtr_impl(x):
+    neg = -jnp.abs(x)
+    left = jsp.log_ndtr(neg, series_order=12)
+    right = jnp.log1p(-jsp.ndtr(neg))
+    val = jnp.where(x > 0, right, left)
+    # phi(x)/Phi(x); below -1e3 the asymptotic -x / (1 - 1/x^2 + 3/x^4) (no x^2 cancellation)
+    far = x < -1e3
+    xf = jnp.where(far, x, -2e3)
+    inv2 = 1.0 / (xf * xf)
+    mills_far = -xf / (1.0 - inv2 * (1.0 - 3.0 * inv2))
+    mills = jnp.where(far, mills_far, jnp.exp(-0.5 * x * x - _HALF_LOG_2PI - val))
+    return val, mills
+
+
+@jax.custom_jvp
+def _log_ndtr(x):
+    return _log_ndtr_impl(x)[0]
+
+
+@_log_ndtr.defjvp
+def _log_ndtr_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    val, mills = _log_ndtr_impl(x)
+    return val, mills * dx
+
+
+def log_ndtr(x) -> jax.Array:
+    """Log of the standard normal distribution function, accurate on the whole real line.
+
+    Math: ``log Phi(x)``; for ``x > 0`` it is ``log1p(-Phi(-x))`` (relative accuracy holds
+    where ``Phi(x)`` is within ``1e-16`` of one, unlike ``jax.scipy.special.log_ndtr``), for
+    ``x <= 0`` ``log Phi(x)`` with a 12-term asymptotic series below ``-20``.  The derivative
+    is ``phi(x) / Phi(x)``.
+
+    Args:
+        x: real array.
+
+    Returns:
+        ``log Phi(x)`` (finite down to the float minimum, e.g. ``-5e5`` at ``x = -1e3``).
+    """
+    (x,) = _promote(x)
+    return _log_ndtr(x)
+
+
+# --------------------------------------------------------------------------------------------
+# log Q(a, y)
+# --------------------------------------------------------------------------------------------
+def _gamma_series_sum(a, y):
+    """``sum_{n>=0} y^n / ((a+1)...(a+n))`` with a fixed number of terms."""
+
+    def body(n, carry):
+        term, total = carry
+        term = term * y / (a + n)
+        return term, total + term
+
+    one = jnp.ones_like(a * y)
+    _, total = lax.fori_loop(1, _GAMMA_SERIES_TERMS, body, (one, one), unroll=_UNROLL)
+    return total
+
+
+def _gamma_cf(a, y):
+    """Legendre fraction ``1/(y+1-a - 1(1-a)/(y+3-a - 2(2-a)/(y+5-a - ...)))``, backwards."""
+    n_max = _GAMMA_CF_TERMS
+
+    def body(i, g):
+        n = n_max - i  # n_max .. 1
+        b_prev = y + 2.0 * n - 1.0 - a  # b_{n-1}
+        return b_prev - n * (n - a) / g
+
+    g0 = (y + 2.0 * n_max + 1.0 - a) * jnp.ones_like(a * y)
+    g = lax.fori_loop(0, n_max, body, g0, unroll=_UNROLL)
+    return 1.0 / g
+
+
+def _log_gammaincc_impl(a, y):
+    """``(log Q(a, y), d log Q / dy)``."""
+    use_cf = y > jnp.maximum(a + 1.0, 2.5)
+    pos = y > 0.0
+    inf = jnp.isinf(y)
+    # continued fraction branch (safe argument elsewhere)
+    y_cf = jnp.where(use_cf & ~inf, y, a + 3.0)
+    cf = _gamma_cf(a, y_cf)
+    log_cf = -y_cf + a * jnp.log(y_cf) - jsp.gammaln(a) + jnp.log(cf)
+    # series branch
+    y_s = jnp.where(use_cf | ~pos, 0.5 * (a + 1.0), y)
+    log_p = -y_s + a * jnp.log(y_s) - jsp.gammaln(a + 1.0) + jnp.log(_gamma_series_sum(a, y_s))
+    log_series = jnp.log1p(-jnp.exp(log_p))
+    val = jnp.where(use_cf, log_cf, jnp.where(pos, log_series, jnp.zeros_like(log_series)))
+    val = jnp.where(inf, -jnp.inf, val)
+    # d/dy log Q = -y^(a-1) e^-y / (Gamma(a) Q) = -1 / (y CF) on the fraction branch;
+    # at y = 0 it is 0 (a > 1), -1 (a = 1) or -inf (a < 1).
+    slope_s = -jnp.exp((a - 1.0) * jnp.log(y_s) - y_s - jsp.gammaln(a) - log_series)
+    at0 = jnp.where(a > 1.0, 0.0, jnp.where(a < 1.0, -jnp.inf, -1.0))
+    slope = jnp.where(use_cf, -1.0 / (y_cf * cf), jnp.where(pos, slope_s, at0))
+    slope = jnp.where(inf, 0.0, slope)
+    return val, slope
+
+
+@jax.custom_jvp
+def _log_gammaincc(a, y):
+    return _log_gammaincc_impl(a, y)[0]
+
+
+_log_gammaincc.defjvp(
+    lambda primals, tangents: _jvp_rule(_log_gammaincc_impl, primals, tangents, 0, 1),
+    symbolic_zeros=True)
+
+
+def log_gammaincc(a, y) -> jax.Array:
+    """Log of the regularised upper incomplete gamma function, in log space throughout.
+
+    Math: ``log Q(a, y)``, ``Q(a, y) = int_y^inf t^(a-1) e^-t dt / Gamma(a)``;
+    for ``y > max(a + 1, 2.5)``: ``log Q = -y + a log y - lgamma(a) + log CF(a, y)``
+    (Legendre fraction), else ``log Q = log1p(-P)`` with
+    ``P = y^a e^-y / Gamma(a+1) * sum_n y^n / ((a+1)...(a+n))``.
+
+    Args:
+        a: shape, ``a > 0``.
+        y: argument, ``y >= 0`` (``y = inf`` gives ``-inf``).
+
+    Returns:
+        ``log Q(a, y)``, finite wherever ``Q > 0`` (about ``-1e6`` at ``y = 1e6``).
+    """
+    a, y = _promote(a, y)
+    return _log_gammaincc(a, y)
+
+
+# --------------------------------------------------------------------------------------------
+# Student t
+# --------------------------------------------------------------------------------------------
+def log_gamma_ratio_half(a) -> jax.Array:
+    """``log(Gamma(a + 1/2) / Gamma(a))`` without the cancellation of two large lgammas.
+
+    Math: for ``a > 25``: ``log a / 2 - 1/(8a) + 1/(192 a^3) - 1/(640 a^5) + 17/(14336 a^7)``
+    (next term ``~ -0.0017 / a^9``); else ``lgamma(a + 1/2) - lgamma(a)``.
+
+    Args:
+        a: ``a > 0``.
+
+    Returns:
+        The log ratio.
+    """
+    (a,) = _promote(a)
+    big = a > 25.0
+    ab = jnp.where(big, a, 30.0)
+    inv = 1.0 / ab
+    inv2 = inv * inv
+    asym = 0.5 * jnp.log(ab) - inv * (
+        0.125 - inv2 * (1.0 / 192.0 - inv2 * (1.0 / 640.0 - inv2 * (17.0 / 14336.0))))
+    as_ = jnp.where(big, 1.0, a)
+    direct = jsp.gammaln(as_ + 0.5) - jsp.gammaln(as_)
+    return jnp.where(big, asym, direct)
+
+
+def _beta_cf(a, b, x):
+    """Continued fraction of ``I_x(a, b)``: ``1/(1 + d1/(1 + d2/(1 + ...)))`` (backwards).
+
+    ``d_{2m+1} = -(a+m)(a+b+m) x / ((a+2m)(a+2m+1))``, ``d_{2m} = m(b-m) x / ((a+2m-1)(a+2m))``.
+    """
+    m_max = _BETA_CF_PAIRS
+
+    def d_odd(m):
+        return -(a + m) * (a + b + m) * x / ((a + 2.0 * m) * (a + 2.0 * m + 1.0))
+
+    def d_even(m):
+        return m * (b - m) * x / ((a + 2.0 * m - 1.0) * (a + 2.0 * m))
+
+    def body(i, g):
+        m = m_max - i  # m_max .. 1
+        g = 1.0 + d_odd(m) / g
+        return 1.0 + d_even(m) / g
+
+    g = lax.fori_loop(0, m_max, body, jnp.ones_like(a * b * x), unroll=_UNROLL)
+    g = 1.0 + d_odd(0.0) / g
+    return 1.0 / g
+
+
+def _t_geometry(t, df):
+    """``x = df/(df + t^2)``, ``log x``, ``sqrt(1 - x)`` for ``t >= 0``, without overflow or
+    cancellation for ``t`` up to the float maximum (``log x = -log1p(t^2/df)``)."""
+    small = t * t <= df
+    ts = jnp.where(small, t, 0.0)
+    q = ts * ts / df  # t^2/df <= 1
+    tb = jnp.where(small, jnp.sqrt(df) + 1.0, t)
+    r = df / tb / tb  # df/t^2 < 1 (may underflow)
+    log_r = jnp.where(r > 1e-30, jnp.log(jnp.where(r > 1e-30, r, 1.0)),
+                      jnp.log(df) - 2.0 * jnp.log(tb))
+    log_x = jnp.where(small, -jnp.log1p(q), log_r - jnp.log1p(r))
+    x = jnp.where(small, 1.0 / (1.0 + q), r / (1.0 + r))
+    sqrt_y = jnp.where(small, ts * lax.rsqrt(df + ts * ts), lax.rsqrt(1.0 + r))
+    return x, log_x, sqrt_y
+
+
+def _t_log_pdf(z, df):
+    """Log density of the standard t (no overflow of ``z^2``)."""
+    _, log_x, _ = _t_geometry(jnp.abs(z), df)
+    a = 0.5 * df
+    return log_gamma_ratio_half(a) - _HALF_LOG_PI - 0.5 * jnp.log(df) + (a + 0.5) * log_x
+
+
+def _t_log_sf_impl(z, df):
+    a = 0.5 * df
+    upper = z >= 0
+    t = jnp.where(upper, z, -z)
+    x, log_x, sqrt_y = _t_geometry(t, df)
+    log_beta = _HALF_LOG_PI - log_gamma_ratio_half(a)  # log B(a, 1/2)
+
+    use_x = x < (a + 1.0) / (a + 2.5)
+    # One continued fraction per element: I_x(a, 1/2) on the tail side (branch A), and the
+    # complement I_y(1/2, a) = 1 - I_x(a, 1/2), y = 1 - x, on the centre side (branch B).
+    yb_safe = 0.75 / (a + 2.5)
+    xa = jnp.where(use_x, x, 0.5 * (a + 1.0) / (a + 2.5))
+    yb = jnp.where(use_x, yb_safe, sqrt_y * sqrt_y)
+    cf = _beta_cf(jnp.where(use_x, a, 0.5), jnp.where(use_x, 0.5, a), jnp.where(use_x, xa, yb))
+    # A: I_x(a, 1/2) = x^a (1-x)^(1/2) / (a B) * CF, in logs
+    log_xa = jnp.where(use_x, log_x, jnp.log(xa))
+    log_ia = a * log_xa + 0.5 * jnp.log1p(-xa) - jnp.log(a) - log_beta + jnp.log(cf)
+    # B: I_y(1/2, a) = y^(1/2) x^a / (B / 2) * CF, with sqrt(y) = t / sqrt(df + t^2)
+    sqrt_yb = jnp.where(use_x, jnp.sqrt(yb_safe), sqrt_y)
+    log_xb = jnp.where(use_x, jnp.log1p(-yb), log_x)
+    i_b = sqrt_yb * jnp.exp(a * log_xb - _LOG_HALF - log_beta) * cf
+
+    upper_val = jnp.where(use_x, _LOG_HALF + log_ia, _LOG_HALF + jnp.log1p(-i_b))
+    lower_val = jnp.where(use_x, jnp.log1p(-jnp.exp(_LOG_HALF + log_ia)), _LOG_HALF + jnp.log1p(i_b))
+    val = jnp.where(upper, upper_val, lower_val)
+    # d/dz log S = -f/S; on the far tail f/S = df / (t CF) (no cancellation of two huge logs)
+    far = upper & use_x
+    t_far = jnp.where(far, t, 1.0)
+    slope = jnp.where(far, -df / (t_far * cf), -jnp.exp(_t_log_pdf(z, df) - val))
+    return val, slope
+
+
+@jax.custom_jvp
+def _t_log_sf(z, df):
+    return _t_log_sf_impl(z, df)[0]
+
+
+_t_log_sf.defjvp(
+    lambda primals, tangents: _jvp_rule(_t_log_sf_impl, primals, tangents, 1, 0),
+    symbolic_zeros=True)
+
+
+def t_log_sf(z, df) -> jax.Array:
+    """Log survival function of the standard Student t, accurate far into both tails.
+
+    Math: ``log P(T > z)``; ``P(T > |z|) = I_x(df/2, 1/2) / 2`` with ``x = df / (df + z^2)``,
+    ``I_x(a, b) = x^a (1-x)^b / (a B(a, b)) * CF``; for ``z < 0``,
+    ``P(T > z) = 1 - P(T > |z|)``.  ``d/dz = -f(z) / S(z)``.
+
+    Args:
+        z: real array (any magnitude up to the float maximum).
+        df: degrees of freedom, ``df > 0``.
+
+    Returns:
+        ``log P(T > z)`` (about ``-689.4`` at ``z = 1e100``, ``df = 3``).
+    """
+    z, df = _promote(z, df)
+    return _t_log_sf(z, df)
+
+
+def t_log1p_sq(z, df) -> jax.Array:
+    """``log(1 + z^2 / df)`` without overflow of ``z^2`` and without cancellation.
+
+    Args:
+        z: real array.
+        df: ``df > 0``.
+
+    Returns:
+        ``log(1 + z^2/df)``.
+    """
+    z, df = _promote(z, df)
+    _, log_x, _ = _t_geometry(jnp.abs(z), df)
+    return -log_x
+
+
+def t_log_pdf(z, df) -> jax.Array:
+    """Log density of the standard Student t, finite for ``|z|`` up to the float maximum.
+
+    Math: ``log f(z) = log Gamma((df+1)/2) - log Gamma(df/2) - log(df pi)/2
+    - (df+1)/2 log(1 + z^2/df)``.
+
+    Args:
+        z: real array.
+        df: degrees of freedom, ``df > 0``.
+
+    Returns:
+        ``log f(z)``.
+    """
+    z, df = _promote(z, df)
+    return _t_log_pdf(z, df)
+
+
+# --------------------------------------------------------------------------------------------
+# Generalised normal
+# --------------------------------------------------------------------------------------------
+def _gennorm_log_pdf(z, p):
+    t = jnp.abs(z)
+    pos = t > 0
+    ts = jnp.where(pos, t, 1.0)
+    tp = jnp.where(pos, ts ** p, 0.0)
+    return jnp.log(p) - _LOG_2 - jsp.gammaln(1.0 / p) - tp
+
+
+def _gennorm_log_sf_impl(z, p):
+    """``(log P(Z > z), d/dz of it)``."""
+    upper = z >= 0
+    t = jnp.where(upper, z, -z)
+    pos = t > 0
+    ts = jnp.where(pos, t, 1.0)
+    y = ts ** p
+    a = 1.0 / p
+    lq, dlq_dy = _log_gammaincc_impl(a, y)
+    half_q = jnp.where(pos, _LOG_HALF + lq, _LOG_HALF)  # log P(Z > |z|)
+    val = jnp.where(upper, half_q, jnp.log1p(-jnp.exp(half_q)))
+    # d/dz log S = -f/S; far on the right it is dlogQ/dy * p t^(p-1) = dlogQ/dy * p y / t
+    far = upper & pos & (y > jnp.maximum(a + 1.0, 2.5))
+    slope = jnp.where(far, dlq_dy * p * (y / ts), -jnp.exp(_gennorm_log_pdf(z, p) - val))
+    return val, slope
+
+
+@jax.custom_jvp
+def _gennorm_log_sf(z, p):
+    return _gennorm_log_sf_impl(z, p)[0]
+
+
+_gennorm_log_sf.defjvp(
+    lambda primals, tangents: _jvp_rule(_gennorm_log_sf_impl, primals, tangents, 1, 0),
+    symbolic_zeros=True)
+
+
+def gennorm_log_sf(z, p) -> jax.Array:
+    """Log survival function of the standard generalised normal.
+
+    Math: density ``f(z) = p / (2 Gamma(1/p)) exp(-|z|^p)``; ``P(Z > z) = Q(1/p, z^p) / 2``
+    for ``z >= 0`` and ``1 - Q(1/p, |z|^p) / 2`` for ``z < 0``.  ``d/dz = -f(z) / S(z)``
+    (finite at ``z = 0`` for every ``p``).
+
+    Args:
+        z: real array.
+        p: shape, ``p > 0``.
+
+    Returns:
+        ``log P(Z > z)``.
+    """
+    z, p = _promote(z, p)
+    return _gennorm_log_sf(z, p)

@@ -31,7 +31,7 @@ Example:
     >>> import jax, goodhart_jax as gj
     >>> x = gj.StudentT(df=3.0)
     >>> float(x.log_sf(10.0))  # doctest: +ELLIPSIS
-    -6.87...
+    -6.84...
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ __all__ = [
 
 _LOG_2PI = math.log(2.0 * math.pi)
 _HALF_LOG_2PI = 0.5 * _LOG_2PI
+_LOG_2_OVER_SQRT_PI = math.log(2.0 / math.sqrt(math.pi))
 
 
 def _float_dtype(dtype=None):
@@ -166,6 +167,20 @@ class Distribution:
         return bool(jnp.all(jnp.isfinite(self.mean())))
 
 
+def _abs_pow(z, p):
+    """``|z|^p`` with a finite (zero) derivative at ``z = 0`` for every ``p > 0``."""
+    t = jnp.abs(jnp.asarray(z))
+    pos = t > 0
+    return jnp.where(pos, jnp.where(pos, t, 1.0) ** p, 0.0)
+
+
+def _require_mean(dist: Distribution, name: str, value: Any, bound: float) -> None:
+    """Raise ``ValueError`` if a concrete ``value <= bound`` (the mean is not finite)."""
+    if is_concrete(value) and bool(jnp.any(jnp.asarray(value) <= bound)):
+        raise ValueError(f"{dist.name}: the mean excess needs a finite mean, i.e. {name} in "
+                         f"({bound:g}, inf)")
+
+
 def _short(v: Any) -> str:
     if is_concrete(v):
         try:
@@ -234,7 +249,7 @@ class Normal(_LocScale):
 
     @staticmethod
     def _std_log_sf(z):
-        return jsp.log_ndtr(-z)
+        return _special.log_ndtr(-z)
 
     @staticmethod
     def _std_log_mean_excess(z):
@@ -248,11 +263,12 @@ class Normal(_LocScale):
 class StudentT(_LocScale):
     """Student's t with ``df`` degrees of freedom, scaled and shifted.
 
-    Math: ``log f(z) = lgamma((df+1)/2) - lgamma(df/2) - log(df pi)/2 - (df+1)/2 log(1 + z^2/df)``.
+    Math: ``log f(z) = lgamma((df+1)/2) - lgamma(df/2) - log(df pi)/2 - (df+1)/2 log(1 + z^2/df)``,
+    ``S(z) = I_x(df/2, 1/2) / 2`` for ``z >= 0``, ``x = df / (df + z^2)``.
 
     Example:
-        >>> float(StudentT(df=3.0).log_sf(1e100))  # doctest: +ELLIPSIS
-        -689.4...
+        >>> round(float(StudentT(df=3.0).log_sf(1e30)), 3)
+        -207.135
     """
 
     _params = ("df", "loc", "scale")
@@ -265,27 +281,16 @@ class StudentT(_LocScale):
         check_param("scale", scale, lo=0.0, lo_open=True, owner="student_t")
         self._set(df=df, loc=loc, scale=scale)
 
-    def _log_norm(self):
-        df = self.df
-        return jsp.gammaln(0.5 * (df + 1.0)) - jsp.gammaln(0.5 * df) - 0.5 * jnp.log(df * jnp.pi)
-
-    def _log1p_z2_over_df(self, z):
-        # log(1 + z^2/df) without overflow of z^2 for |z| up to the float maximum
-        az = jnp.abs(z)
-        big = az > 1e100 ** 0.5
-        az_s = _safe(big, az, 1.0)
-        z_s = _safe(big, 0.0, z)
-        return jnp.where(big, 2.0 * jnp.log(az_s) - jnp.log(self.df), jnp.log1p(z_s * z_s / self.df))
-
     def _std_log_prob(self, z):
-        return self._log_norm() - 0.5 * (self.df + 1.0) * self._log1p_z2_over_df(z)
+        return _special.t_log_pdf(z, self.df)
 
     def _std_log_sf(self, z):
         return _special.t_log_sf(z, self.df)
 
     def _std_log_mean_excess(self, z):
         # E[T 1{T > z}] = (df + z^2) / (df - 1) f(z)  (df > 1)
-        return (jnp.log(self.df) + self._log1p_z2_over_df(z) - jnp.log(self.df - 1.0)
+        _require_mean(self, "df", self.df, 1.0)
+        return (jnp.log(self.df) + _special.t_log1p_sq(z, self.df) - jnp.log(self.df - 1.0)
                 + self._std_log_prob(z))
 
     def mean(self):
@@ -322,18 +327,19 @@ class GenNormal(_LocScale):
 
     def _std_log_prob(self, z):
         p = self.p
-        return jnp.log(p) - jnp.log(2.0) - jsp.gammaln(1.0 / p) - jnp.abs(z) ** p
+        return jnp.log(p) - jnp.log(2.0) - jsp.gammaln(1.0 / p) - _abs_pow(z, p)
 
     def _std_log_sf(self, z):
-        p = self.p
-        half_q = jnp.log(0.5) + _special.log_gammaincc(1.0 / p, jnp.abs(z) ** p)
-        return jnp.where(z > 0, half_q, jnp.log1p(-jnp.exp(half_q)))
+        return _special.gennorm_log_sf(z, self.p)
 
     def _std_log_mean_excess(self, z):
         # E[Z 1{Z > z}] = Gamma(2/p, |z|^p) / (2 Gamma(1/p)), symmetric in z
         p = self.p
+        t = jnp.abs(jnp.asarray(z))
+        pos = t > 0
+        lq = _special.log_gammaincc(2.0 / p, _abs_pow(jnp.where(pos, t, 1.0), p))
         return (jsp.gammaln(2.0 / p) - jsp.gammaln(1.0 / p) - jnp.log(2.0)
-                + _special.log_gammaincc(2.0 / p, jnp.abs(z) ** p))
+                + jnp.where(pos, lq, 0.0))
 
     def _std_sample(self, key, shape, dtype):
         return jax.random.generalized_normal(key, jnp.asarray(self.p, dtype), shape, dtype)
@@ -416,11 +422,11 @@ class LogNormal(Distribution):
 
     def log_sf(self, x):
         pos, a, _ = self._a(x)
-        return jnp.where(pos, jsp.log_ndtr(-a), 0.0)
+        return jnp.where(pos, _special.log_ndtr(-a), 0.0)
 
     def log_cdf(self, x):
         pos, a, _ = self._a(x)
-        return jnp.where(pos, jsp.log_ndtr(a), -jnp.inf)
+        return jnp.where(pos, _special.log_ndtr(a), -jnp.inf)
 
     def mean(self):
         return self.loc + jnp.exp(0.5 * jnp.asarray(self.sigma, dtype=jnp.result_type(float)) ** 2)
@@ -433,16 +439,15 @@ class LogNormal(Distribution):
         return self.loc + mode, mode * jnp.minimum(self.sigma, 1.0)
 
     def _log_mean_excess(self, y):
-        # G(y) = exp(sigma^2/2) P(a - sigma < Z <= a), a = log(y - loc)/sigma; 0 for y <= loc
+        # G(y) = exp(sigma^2/2) P(a - sigma < Z <= a), a = log(y - loc)/sigma; 0 for y <= loc.
+        # By symmetry P(a - s < Z <= a) = P(c - s < Z <= c) with c = max(a, s - a) >= s/2,
+        # a difference of two upper tails that never cancels badly.
         pos, a, _ = self._a(y)
         s = self.sigma
-        upper = jsp.log_ndtr(-(a - s))  # log P(Z > a - s)
-        upper_b = jsp.log_ndtr(-a)
-        lower = jsp.log_ndtr(a)  # log P(Z <= a)
-        lower_b = jsp.log_ndtr(a - s)
-        right = upper + jnp.log(-jnp.expm1(upper_b - upper))
-        left = lower + jnp.log(-jnp.expm1(lower_b - lower))
-        val = 0.5 * s * s + jnp.where(a > 0.5 * s, right, left)
+        c = jnp.where(a > 0.5 * s, a, s - a)
+        hi = _special.log_ndtr(s - c)  # log P(Z > c - s)
+        lo = _special.log_ndtr(-c)  # log P(Z > c)
+        val = 0.5 * s * s + hi + jnp.log(-jnp.expm1(lo - hi))
         return jnp.where(pos, val, -jnp.inf)
 
     def sample(self, key, shape=(), dtype=None):
@@ -468,21 +473,28 @@ class Pareto(Distribution):
         ok = x >= self.scale
         return ok, _safe(ok, x, self.scale)
 
+    def _log_ratio(self, xs):
+        """``log(xs / scale)`` for ``xs >= scale``, accurate as ``xs -> scale``."""
+        s = self.scale
+        near = xs < 2.0 * s
+        xn = _safe(near, xs, s)
+        return jnp.where(near, jnp.log1p((xn - s) / s), jnp.log(xs) - jnp.log(s))
+
     def log_prob(self, x):
         ok, xs = self._in(x)
         a = self.alpha
-        return jnp.where(ok, jnp.log(a) + a * jnp.log(self.scale) - (a + 1.0) * jnp.log(xs), -jnp.inf)
+        val = jnp.log(a) - jnp.log(self.scale) - (a + 1.0) * self._log_ratio(xs)
+        return jnp.where(ok, val, -jnp.inf)
 
     def log_sf(self, x):
         ok, xs = self._in(x)
-        return jnp.where(ok, self.alpha * (jnp.log(self.scale) - jnp.log(xs)), 0.0)
+        return jnp.where(ok, -self.alpha * self._log_ratio(xs), 0.0)
 
     def log_cdf(self, x):
         x = jnp.asarray(x)
         ok = x > self.scale
         xs = _safe(ok, x, 2.0 * self.scale)
-        return jnp.where(ok, jnp.log(-jnp.expm1(self.alpha * (jnp.log(self.scale) - jnp.log(xs)))),
-                         -jnp.inf)
+        return jnp.where(ok, jnp.log(-jnp.expm1(-self.alpha * self._log_ratio(xs))), -jnp.inf)
 
     def mean(self):
         a = jnp.asarray(self.alpha, dtype=jnp.result_type(float))
@@ -500,7 +512,9 @@ class Pareto(Distribution):
         ok = y > self.scale
         ys = _safe(ok, y, 2.0 * self.scale)
         a = self.alpha
-        val = a * (jnp.log(self.scale) - jnp.log(ys)) + jnp.log(a) + jnp.log(ys - self.scale) - jnp.log(a - 1.0)
+        _require_mean(self, "alpha", a, 1.0)
+        val = (-a * self._log_ratio(ys) + jnp.log(a) + jnp.log(ys - self.scale)
+               - jnp.log(a - 1.0))
         return jnp.where(ok, val, -jnp.inf)
 
     def sample(self, key, shape=(), dtype=None):
@@ -535,16 +549,25 @@ class Levy(Distribution):
         return jnp.where(pos, val, -jnp.inf)
 
     def log_sf(self, x):
-        pos, _, y = self._y(x)
+        pos, xs, y = self._y(x)
+        huge = y > 27.0  # erfc(y) < 1e-318: log S = 0 to double precision
+        y = jnp.sqrt(self.scale / (2.0 * _safe(huge, self.scale, xs)))  # no inf * 0 in grads
+        # log y = (log scale - log 2 - log x) / 2 (y itself underflows once x > 1e300 scale)
+        log_y = 0.5 * (jnp.log(self.scale) - jnp.log(2.0) - jnp.log(xs))
+        tiny = log_y < -40.0  # erf(y) = 2y/sqrt(pi) (1 - y^2/3 + ...), y^2 < 1e-34
         small = y < 1.0
-        val = jnp.where(small, jnp.log(jsp.erf(_safe(small, y, 0.5))),
-                        jnp.log1p(-jsp.erfc(_safe(small, 1.0, y))))
+        mid = ~small & ~huge
+        small = small & ~huge
+        val_small = jnp.log(jsp.erf(_safe(small & ~tiny, y, 0.5)))
+        val_mid = jnp.log1p(-jsp.erfc(_safe(mid, y, 1.0)))
+        val = jnp.where(huge, 0.0, jnp.where(small, val_small, val_mid))
+        val = jnp.where(tiny, _LOG_2_OVER_SQRT_PI + log_y, val)
         return jnp.where(pos, val, 0.0)
 
     def log_cdf(self, x):
         pos, _, y = self._y(x)
         # P(X <= x) = erfc(y) = 2 Phi(-sqrt(2) y)
-        return jnp.where(pos, jnp.log(2.0) + jsp.log_ndtr(-jnp.sqrt(2.0) * y), -jnp.inf)
+        return jnp.where(pos, jnp.log(2.0) + _special.log_ndtr(-jnp.sqrt(2.0) * y), -jnp.inf)
 
     def mean(self):
         return jnp.full_like(jnp.asarray(self.scale, dtype=jnp.result_type(float)), jnp.inf)
