@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -49,6 +50,18 @@ def _set_pairs(items: list[str]) -> dict:
 def _build_parser() -> _Parser:
     p = _Parser(prog=PROG, description="Goodhart's law and mesa-optimisation, in JAX.")
     p.add_argument("--x64", action="store_true", help="compute in float64 (exact estimators default to it)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars for long streaming runs (also GOODHART_JAX_PROGRESS=0)")
+    d = p.add_argument_group(
+        "several processes/hosts",
+        "the same command on every process; jax.distributed.initialize joins them (also from "
+        "GOODHART_JAX_COORDINATOR, GOODHART_JAX_NUM_PROCESSES, GOODHART_JAX_PROCESS_ID)")
+    d.add_argument("--coordinator", metavar="HOST:PORT", default=None,
+                   help="address of process 0, which listens there")
+    d.add_argument("--num-processes", type=int, metavar="N", default=None, help="number of processes")
+    d.add_argument("--process-id", type=int, metavar="I", default=None, help="this process, 0..N-1")
+    d.add_argument("--distributed", action="store_true",
+                   help="join a cluster JAX detects by itself (Slurm, Open MPI, ...)")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     sub.add_parser("list", help="list the registered experiments")
@@ -153,6 +166,25 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return importlib.import_module(benches[args.what]).main(quick=args.quick)
 
 
+_DIST_ENV = ("GOODHART_JAX_COORDINATOR", "GOODHART_JAX_NUM_PROCESSES", "GOODHART_JAX_PROCESS_ID")
+
+
+def _init_distributed(args: argparse.Namespace) -> None:
+    """``jax.distributed.initialize`` from the flags or the environment (before any JAX work)."""
+    given = (args.coordinator, args.num_processes, args.process_id)
+    if not (args.distributed or any(v is not None for v in given)
+            or any(os.environ.get(name) for name in _DIST_ENV)):
+        return
+    from goodhart_jax import engine
+
+    try:
+        engine.initialize_distributed(args.coordinator, args.num_processes, args.process_id,
+                                      auto=args.distributed)
+    except RuntimeError as exc:  # e.g. the coordinator never answered
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"distributed initialisation failed: {first}") from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``goodhart-jax``; returns the exit status."""
     parser = _build_parser()
@@ -162,6 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             import jax
 
             jax.config.update("jax_enable_x64", True)
+        if args.no_progress:
+            from goodhart_jax import progress
+
+            progress.set_enabled(False)
+        _init_distributed(args)
         if args.command is None:
             parser.print_help()
             return 2

@@ -400,7 +400,9 @@ def _jitted_advance(options: tuple):
 
 def _advance(chunk_fn, key_data, args, acc, start_round, num_rounds, plan: "_Plan"):
     platform = plan.mesh.devices.flat[0].platform
-    options = tuple(sorted(CPU_COMPILER_OPTIONS.items())) if platform == "cpu" else ()
+    traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves((key_data, args, acc)))
+    # compiler options are allowed on top-level jit only (not under an outer jit or vmap)
+    options = tuple(sorted(CPU_COMPILER_OPTIONS.items())) if platform == "cpu" and not traced else ()
     return _jitted_advance(options)(chunk_fn, key_data, args, acc, start_round, num_rounds,
                                     plan=plan)
 

@@ -138,6 +138,7 @@ class Progress:
         self.done = 0
         self.start = time.perf_counter()
         self._last = -float("inf")
+        self._drawn = -1
         self._closed = False
 
     def __enter__(self) -> "Progress":
@@ -166,6 +167,7 @@ class Progress:
             self._draw()
 
     def _draw(self) -> None:
+        self._drawn = self.done
         text = self.line()
         try:
             if self._tty:
@@ -181,8 +183,8 @@ class Progress:
         if self._closed:
             return
         self._closed = True
-        self._last = -float("inf")
-        self._draw()
+        if self._tty or self._drawn != self.done:
+            self._draw()
         if self._tty:
             try:
                 self.stream.write("\n")
