@@ -3,7 +3,8 @@
 Exact means fixed-node quadrature (:mod:`goodhart_jax.quadrature`) of positive integrands in
 log space:
 
-* ``P(U >= t) = ∫ f_X(t - y) S_V(y) dy``;
+* ``P(U >= t) = ∫ f_X(t - y) S_V(y) dy = S_X(t - c) - ∫_{y<c} f_X(t - y) F_V(y) dy
+  + ∫_{y>=c} f_X(t - y) S_V(y) dy`` (``c`` V's centre: every integrand's mass near an anchor);
 * ``E[V | U >= t] = E[V] + ∫ f_X(t - y) G(y) dy / P(U >= t)``, with
   ``G(y) = E[(V - E V) 1{V > y}] >= 0`` (integration by parts of the textbook
   ``∫ v f_V(v) S_X(t - v) dv``), so no cancellation happens even when the answer is E[V] + 1e-100;
@@ -25,7 +26,7 @@ import numpy as np
 
 from goodhart_jax._validation import check_finite
 from goodhart_jax.distributions import Distribution, parse_dist
-from goodhart_jax.quadrature import anchored_rule
+from goodhart_jax.quadrature import anchored_rule, merge_widths
 
 __all__ = ["conditional_value", "log_tail_prob", "value_given_proxy"]
 
@@ -88,66 +89,135 @@ def _saddle(logh, lo_y, hi_y, c_v, c_x_y, span_scale):
     return jax.lax.stop_gradient(y_best), jax.lax.stop_gradient(width)
 
 
-def _layout(value: Distribution, error: Distribution, t, inner_log):
-    """Anchors as (y, t - y) pairs with widths, and the upper end of the y-domain.
+def _bounded_below(d: Distribution) -> bool:
+    """Whether ``d``'s support has a finite lower end (static: decided at trace time)."""
+    with jax.ensure_compile_time_eval():
+        lo = d.support()[0]
+    if isinstance(lo, jax.core.Tracer):
+        return True
+    return bool(np.all(np.isfinite(np.asarray(lo))))
 
-    ``inner_log(y)`` is the log of V's factor of the integrand (S_V or f_V), used to find the
-    saddle of ``log f_X(t - y) + inner_log(y)``.
+
+def _heavy(d: Distribution) -> bool:
+    """Whether ``d`` is known (statically) to be heavy-tailed; unknown counts as not heavy."""
+    try:
+        return d.tail == "heavy"
+    except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        return False
+
+
+def _layout(value: Distribution, error: Distribution, t, inner_log):
+    """Anchors as (y, t - y) pairs with widths, the end of the y-domain, and the static sides.
+
+    Anchors: V's bulk; ``t`` minus X's bulk; V's lower support end (if finite: a kink of
+    ``S_V``, a jump of ``f_V``); ``hi = t - lo_X`` (if finite: the end of the domain, where
+    ``f_X`` may jump); and, unless one of the two is heavy-tailed, the saddle of
+    ``log f_X(t - y) + inner_log(y)`` (``inner_log`` is ``log S_V`` or ``log f_V``).
     """
     dtype = jnp.result_type(t)
     c_v, s_v = (jnp.asarray(a, dtype) for a in value._bulk())
     c_x, s_x = (jnp.asarray(a, dtype) for a in error._bulk())
-    lo_v = jnp.asarray(value.support()[0], dtype)
-    lo_x = jnp.asarray(error.support()[0], dtype)
     inf = jnp.asarray(jnp.inf, dtype)
-    fin_v, fin_x = jnp.isfinite(lo_v), jnp.isfinite(lo_x)
-    hi = jnp.where(fin_x, t - jnp.where(fin_x, lo_x, 0.0), inf)
-    lo_v_s = jnp.where(fin_v, lo_v, c_v)
-    lo_x_s = jnp.where(fin_x, lo_x, c_x)
+    bounded_v, bounded_x = _bounded_below(value), _bounded_below(error)
+    ya, xa, wa, sides = [c_v, t - c_x], [t - c_v, c_x], [s_v, s_x], [(0, -1), (0, 1), (1, -1), (1, 1)]
+    if bounded_x:
+        lo_x = jnp.asarray(error.support()[0], dtype)
+        hi = t - lo_x
+    else:
+        lo_x, hi = None, inf
+    lo_v = jnp.asarray(value.support()[0], dtype) if bounded_v else None
+    if bounded_v:
+        ya.append(lo_v)
+        xa.append(t - lo_v)
+        wa.append(s_v)
+        sides += [(len(ya) - 1, -1), (len(ya) - 1, 1)]
+    if bounded_x:
+        ya.append(hi)
+        xa.append(lo_x)
+        wa.append(s_x)
+        sides += [(len(ya) - 1, -1)]
+    if not (_heavy(value) or _heavy(error)):
+        def logh(y):
+            return error.log_prob(t - y) + inner_log(y)
 
-    def logh(y):
-        return error.log_prob(t - y) + inner_log(y)
+        span_scale = s_v + s_x
+        lo_y = lo_v - 10 * span_scale if bounded_v else -inf
+        y_star, s_star = _saddle(logh, lo_y, hi, c_v, t - c_x, span_scale)
+        ya.append(y_star)
+        xa.append(t - y_star)
+        wa.append(s_star)
+        sides += [(len(ya) - 1, -1), (len(ya) - 1, 1)]
+    ya, xa, wa = jnp.stack(ya), jnp.stack(xa), jnp.stack(wa)
+    if bounded_x:  # anchors beyond the end of the domain (y > t - lo_X) move to it
+        over = ya > hi
+        ya = jnp.where(over, hi, ya)
+        xa = jnp.where(over, lo_x, xa)
+    return ya, xa, wa, hi, tuple(sides)
 
-    span_scale = s_v + s_x
-    y_star, s_star = _saddle(logh, jnp.where(fin_v, lo_v - 10 * span_scale, -inf), hi, c_v,
-                             t - c_x, span_scale)
-    ya = jnp.stack([c_v, t - c_x, lo_v_s, t - lo_x_s, y_star])
-    xa = jnp.stack([t - c_v, c_x, t - lo_v_s, lo_x_s, t - y_star])
-    wa = jnp.stack([s_v, s_x, s_v, s_x, s_star])
-    # Anchors beyond the end of the domain (y > t - lo_X) move to it.
-    over = ya > hi
-    ya = jnp.where(over, hi, ya)
-    xa = jnp.where(over, jnp.where(fin_x, lo_x, 0.0), xa)
-    return ya, xa, wa, hi
+
+# Margin (nats) below the largest probed term under which a side's integrand counts as dead.
+_CUT_MARGIN = 45.0
 
 
-def _nodes(ya, xa, wa, hi, t):
-    """Node positions (y, x = t - y) and log-weights.
+def _side_cuts(fn, value, error, ya, xa, wa, hi, sides):
+    """Per-side cuts in ``w``: one probe past the last probe where any integrand of ``fn`` lives."""
+    from goodhart_jax.quadrature import W_PROBES, side_lengths
+
+    dtype = ya.dtype
+    left, right = side_lengths(ya, -jnp.inf, hi)
+    idx = np.array([i for i, _ in sides])
+    sign = jnp.asarray([sg for _, sg in sides], dtype)
+    probes = jnp.asarray(np.concatenate([[0.0], W_PROBES]), dtype)
+    length = jnp.where(sign < 0, left[idx], right[idx])
+    w_end = jnp.log1p(jnp.minimum(length, jnp.finfo(dtype).max ** 0.9) / wa[idx])
+    d = sign[:, None] * wa[idx][:, None] * jnp.expm1(probes)[None, :]
+    y = ya[idx][:, None] + d
+    x = xa[idx][:, None] - d
+    jac = jnp.log(wa[idx])[:, None] + probes[None, :]
+    inside = probes[None, :] <= w_end[:, None]
+    alive = jnp.zeros(y.shape, bool)
+    for term in fn(value, error, y, x, jac):
+        term = jnp.where(inside & ~jnp.isnan(term), term, -jnp.inf)
+        alive |= term > jnp.max(term) - _CUT_MARGIN
+    # last alive probe index per side (0 if none), cut at the next probe
+    k = jnp.max(jnp.where(alive, jnp.arange(probes.shape[0]), 0), axis=1)
+    nxt = jnp.concatenate([probes[1:], jnp.asarray([jnp.inf], dtype)])
+    cut = nxt[k]
+    cut_left = jnp.full(ya.shape, jnp.inf, dtype).at[idx].set(jnp.where(sign < 0, cut, jnp.inf))
+    cut_right = jnp.full(ya.shape, jnp.inf, dtype).at[idx].set(jnp.where(sign > 0, cut, jnp.inf))
+    return jax.lax.stop_gradient(cut_left), jax.lax.stop_gradient(cut_right)
+
+
+def _nodes(value, error, t, inner_log, fn):
+    """Node positions (y, x = t - y) and log-weights for the integrands ``fn``.
 
     Nodes are held fixed under differentiation (``stop_gradient``): derivatives are those of the
     integrand at fixed nodes, which is exact for integrands continuous in ``y``; ``t`` enters
     through ``x = t - y`` alone.  The one moving discontinuity, the end ``hi = t - lo_X`` of the
     domain where ``f_X`` may jump, gets its Leibniz term from :func:`_edge_correction`.
     """
+    ya, xa, wa, hi, sides = _layout(value, error, t, inner_log)
     ya, xa, wa, hi = jax.lax.stop_gradient((ya, xa, wa, hi))
+    wa = merge_widths(ya, wa)
+    cut_left, cut_right = _side_cuts(fn, value, error, ya, xa, wa, hi, sides)
     dtype = ya.dtype
-    rule = anchored_rule(ya, wa, jnp.asarray(-jnp.inf, dtype), hi)
+    rule = anchored_rule(ya, wa, jnp.asarray(-jnp.inf, dtype), hi, cut_left=cut_left,
+                         cut_right=cut_right, sides=sides)
     y = ya[rule.index] + rule.offset
     x = (xa[rule.index] - rule.offset) + (t - jax.lax.stop_gradient(t))
     return y, x, rule.log_weight
 
 
-def _edge_correction(log_total, log_edge, edge):
-    """``log_total`` plus a zero whose derivative is ``g(edge) edge' / total`` (Leibniz rule).
+def _edge_correction(log_total, log_edge, edge, sign=1.0):
+    """``log_total`` plus a zero whose derivative is ``sign g(edge) edge' / total`` (Leibniz).
 
     ``log_edge`` is the log of the integrand just inside the moving end ``edge`` of the domain
-    (``-inf`` when it vanishes there, nothing is added then).
+    (``-inf`` when it vanishes there: nothing is added then).
     """
-    ok = jnp.isfinite(log_edge) & jnp.isfinite(edge)
-    ratio = jnp.exp(jnp.where(ok, log_edge, -jnp.inf) - jax.lax.stop_gradient(log_total))
-    ratio = jnp.where(ok, ratio, 0.0)
+    ok = jnp.isfinite(log_edge) & jnp.isfinite(edge) & jnp.isfinite(log_total)
+    ratio = jnp.exp(jnp.where(ok, log_edge - jax.lax.stop_gradient(log_total), -jnp.inf))
     edge_s = jnp.where(ok, edge, 0.0)
-    return log_total + ratio * (edge_s - jax.lax.stop_gradient(edge_s))
+    return log_total + sign * ratio * (edge_s - jax.lax.stop_gradient(edge_s))
 
 
 def _upper_edge(error, t):
@@ -194,34 +264,63 @@ def _live_terms_jvp(fn, primals, tangents):
     return out, t_out
 
 
+def _split(value, dtype):
+    """Where P's integrand switches from ``-F_V`` to ``S_V``: V's centre (an anchor)."""
+    return jax.lax.stop_gradient(jnp.asarray(value._bulk()[0], dtype))
+
+
 def _tail_integrands(value, error, y, x, lw):
+    """log terms of A = ∫_{y<c} f_X F_V, B = ∫_{y>=c} f_X S_V and N = ∫ f_X G (see _tail_terms)."""
+    c = _split(value, y.dtype)
     lf = lw + error.log_prob(x)
-    return lf + value.log_sf(y), lf + value._log_mean_excess(y)
+    left = y < c
+    a = jnp.where(left, lf + value.log_cdf(y), -jnp.inf)
+    b = jnp.where(left, -jnp.inf, lf + value.log_sf(y))
+    return a, b, lf + value._log_mean_excess(y)
 
 
 def _tail_integrand(value, error, y, x, lw):
-    return (lw + error.log_prob(x) + value.log_sf(y),)
+    return _tail_integrands(value, error, y, x, lw)[:2]
+
+
+def _log_p(value, error, t, log_a, log_b):
+    """``log P(U >= t) = log(S_X(t - c) - A + B)`` with the edge terms of A and B.
+
+    ``P = ∫ f_X(t - y) S_V(y) dy``; on ``y < c`` write ``S_V = 1 - F_V`` and integrate the 1
+    exactly: ``∫_{y<c} f_X(t - y) dy = S_X(t - c)``.  Without this, a heavy-tailed X puts P's
+    mass at ``|y| ~ t``, far from every anchor; with it, both integrands live near the anchors.
+    ``A <= S_X(t - c)`` (it is ``P(X >= t - c, V < t - X)``), so the difference is benign.
+    """
+    c = _split(value, jnp.result_type(t))
+    edge, log_fx_edge = _upper_edge(error, t)
+    below = edge <= c
+    # S_X(t - c), flat (value 0, derivative 0) from the left of X's lower end: at a tie the
+    # left-sided formula is used throughout, so its derivative pairs with A's edge term below
+    log_sx = jnp.where(below, 0.0, error.log_sf(jnp.where(below, c + 1.0, t - c)))
+    log_s = jnp.logaddexp(log_sx, log_b)
+    log_p = log_s + jnp.log1p(-jnp.exp(jnp.minimum(log_a - log_s, 0.0)))
+    # the domain's end moves with t (and X's parameters): it bounds A if below c, else B
+    log_p = _edge_correction(log_p, jnp.where(below, -jnp.inf, log_fx_edge + value.log_sf(edge)), edge)
+    return _edge_correction(log_p, jnp.where(below, log_fx_edge + value.log_cdf(edge), -jnp.inf),
+                            edge, sign=-1.0)
 
 
 @jax.jit
 def _tail_terms(value, error, t):
     """(log P(U >= t), log ∫ f_X(t - y) G(y) dy) for scalar t."""
-    ya, xa, wa, hi = _layout(value, error, t, value.log_sf)
-    y, x, lw = _nodes(ya, xa, wa, hi, t)
-    p_terms, n_terms = _live_terms(_tail_integrands, value, error, y, x, lw)
+    y, x, lw = _nodes(value, error, t, value.log_sf, _tail_integrands)
+    a_terms, b_terms, n_terms = _live_terms(_tail_integrands, value, error, y, x, lw)
+    log_p = _log_p(value, error, t, _lse(a_terms), _lse(b_terms))
     edge, log_fx_edge = _upper_edge(error, t)
-    log_p = _edge_correction(_lse(p_terms), log_fx_edge + value.log_sf(edge), edge)
     log_n = _edge_correction(_lse(n_terms), log_fx_edge + value._log_mean_excess(edge), edge)
     return log_p, log_n
 
 
 @jax.jit
 def _tail_only(value, error, t):
-    ya, xa, wa, hi = _layout(value, error, t, value.log_sf)
-    y, x, lw = _nodes(ya, xa, wa, hi, t)
-    (p_terms,) = _live_terms(_tail_integrand, value, error, y, x, lw)
-    edge, log_fx_edge = _upper_edge(error, t)
-    return _edge_correction(_lse(p_terms), log_fx_edge + value.log_sf(edge), edge)
+    y, x, lw = _nodes(value, error, t, value.log_sf, _tail_integrand)
+    a_terms, b_terms = _live_terms(_tail_integrand, value, error, y, x, lw)
+    return _log_p(value, error, t, _lse(a_terms), _lse(b_terms))
 
 
 def _vmap_t(fn, value, error, t):
@@ -285,7 +384,7 @@ def conditional_value(value, error, t) -> jax.Array:
 def _proxy_integrands(value, error, y, x, lw):
     """log terms of f_U(u), and of the positive / negative parts of ∫ G f_X score."""
     lfx = lw + error.log_prob(x)
-    score = -jax.vmap(jax.grad(lambda z: error.log_prob(z)))(x)  # -d/dx log f_X
+    score = -jnp.vectorize(jax.grad(lambda z: error.log_prob(z)))(x)  # -d/dx log f_X
     score = jnp.where(jnp.isfinite(score), score, 0.0)
     terms = lfx + value._log_mean_excess(y)
     pos = score > 0
@@ -298,8 +397,7 @@ def _proxy_integrands(value, error, y, x, lw):
 @jax.jit
 def _proxy_terms(value, error, u):
     """(log f_U(u), log of the positive and negative parts of f_U(u) (E[V | U = u] - E[V]))."""
-    ya, xa, wa, hi = _layout(value, error, u, value.log_prob)
-    y, x, lw = _nodes(ya, xa, wa, hi, u)
+    y, x, lw = _nodes(value, error, u, value.log_prob, _proxy_integrands)
     fu_terms, pos_terms, neg_terms = _live_terms(_proxy_integrands, value, error, y, x, lw)
     log_fu, pos, neg = _lse(fu_terms), _lse(pos_terms), _lse(neg_terms)
     # I = ∫ G(y) f_X(u - y) score(u - y) dy - G(u - lo_X) f_X(lo_X)  (jump of f_X at lo_X)

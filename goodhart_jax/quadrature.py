@@ -2,14 +2,19 @@
 
 An integral over the real line whose mass sits near a few *anchors* (a distribution's bulk,
 a threshold minus another's bulk, a support edge or kink, an interior saddle) is split at the
-midpoints between neighbouring anchors.  Each anchor then owns two *sides*; on a side of length
-``D`` the distance ``d`` from the anchor is mapped to ``w = log1p(d / s)`` (``s`` the anchor's
-width), and ``[0, log1p(D / s)]`` is cut into Gauss-Legendre panels graded towards both ends:
-fine near the anchor (cusps, jumps, narrow peaks), geometric in the middle (power-law tails,
-which are smooth exponentials in ``w``), fine again near the far end (flat integrands whose
-mass lies at the side's end).  The node count is fixed, so the rule jits, vmaps over
-thresholds and differentiates; the node positions are returned as (anchor, signed offset)
-pairs so that callers can form ``t - y`` without cancellation when ``t`` is huge.
+midpoints between neighbouring anchors.  Each anchor owns up to two *sides*; on a side the
+distance ``d`` from the anchor is mapped to ``w = log1p(d / s)`` (``s`` the anchor's width), so
+that a power-law tail becomes a smooth exponential in ``w`` and a side of length 1e100 costs no
+more than one of length 10.  ``[0, W]`` is cut into Gauss-Legendre panels:
+
+* graded towards the anchor, ``w`` in [0, 3.6] (cusps, jumps and narrow peaks sit there);
+* geometric from 3.6 to ``W_mid`` (tails);
+* graded towards the far end, ``[W_mid, W]`` (a flat integrand piles its mass at a side's end).
+
+``W`` is the side's full extent, or shorter where the caller knows the integrand is negligible
+beyond (``w_cut``).  The node count is fixed, so the rule jits, vmaps over thresholds and
+differentiates; nodes come back as (anchor, signed offset) pairs so that callers can form
+``t - y`` without cancellation when ``t`` is huge.
 
 Math:  ``∫ g(y) dy = Σ_k Σ_± ∫_0^{W} g(a_k ± s_k expm1(w)) s_k e^w dw``.
 """
@@ -22,20 +27,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["AnchoredNodes", "anchored_rule", "gauss_legendre", "NODES_PER_SIDE"]
+__all__ = ["AnchoredNodes", "anchored_rule", "side_rule", "side_lengths", "merge_widths",
+           "gauss_legendre", "NODES_PER_SIDE", "W_PROBES"]
 
 # Gauss-Legendre panel order.
 _ORDER = 8
-# Breakpoints in w graded towards the anchor (w = 0); clipped to the side's extent.
-_W_LOW = np.array([
-    0.0, 1e-6, 1e-4, 1e-3, 5e-3, 0.02, 0.06, 0.15, 0.3, 0.5, 0.75, 1.05, 1.4, 1.8, 2.3, 2.9,
-    3.6, 4.5, 5.6, 7.0, 9.0, 12.0, 16.0, 21.0, 28.0, 37.0, 49.0, 65.0, 86.0, 115.0, 150.0,
-    200.0, 270.0, 360.0, 480.0, 640.0,
-])
-# Breakpoints graded towards the far end of the side (W - c).
-_W_TOP = np.array([0.25, 0.7, 1.4, 2.5, 4.0, 6.5])
-_N_BREAK = len(_W_LOW) + len(_W_TOP) + 1
-NODES_PER_SIDE = (_N_BREAK - 1) * _ORDER
+# Panels near the anchor (absolute in w).
+_W_NEAR = np.array([0.0, 1e-4, 2e-3, 0.02, 0.1, 0.3, 0.6, 1.0, 1.5, 2.1, 2.8, 3.6])
+# Geometric panels from the last near breakpoint to W_mid: this many.
+_N_MID = 8
+# Panels graded towards the far end: W - _W_TOP.
+_W_TOP = np.array([6.0, 3.5, 2.0, 1.0, 0.4, 0.0])
+NODES_PER_SIDE = (len(_W_NEAR) - 1 + _N_MID + len(_W_TOP) - 1) * _ORDER
+# Probe points (in w) where callers may test whether a side's integrand is still alive.
+W_PROBES = np.array([4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0])
 
 
 def gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,14 +66,35 @@ class AnchoredNodes(NamedTuple):
     log_weight: jax.Array
 
 
-def _side(length, scale, dtype):
-    """Offsets (>= 0) and log-weights covering [0, length] from an anchor of width ``scale``."""
+def _breakpoints(w_end, w_cut, dtype):
+    """Monotone breakpoints on [0, min(w_end, w_cut)] (no sort needed)."""
+    w = jnp.minimum(w_end, w_cut)
+    near_top = float(_W_NEAR[-1])
+    # far-end grading only when the side really ends there (not when cut short)
+    top_len = jnp.where(w_cut >= w_end, jnp.minimum(float(_W_TOP[0]), 0.5 * w), 0.0)
+    w_mid = w - top_len
+    near = jnp.minimum(jnp.asarray(_W_NEAR, dtype), w_mid)
+    ratio = jnp.maximum(w_mid, near_top) / near_top
+    mid = near_top * ratio ** (jnp.arange(1, _N_MID + 1, dtype=dtype) / _N_MID)
+    mid = jnp.minimum(mid, w_mid)
+    top = w - jnp.minimum(jnp.asarray(_W_TOP[1:], dtype), top_len)
+    top = jnp.maximum(top, w_mid)
+    return jnp.concatenate([near, mid, top])
+
+
+def side_rule(length, scale, w_cut=jnp.inf):
+    """Offsets (>= 0) and log-weights covering ``[0, length]`` from an anchor of width ``scale``.
+
+    Args:
+        length: the side's length (may be ``inf``: then cut where ``w`` would overflow).
+        scale: the anchor's width.
+        w_cut: optional cut in ``w`` beyond which the integrand is known to be negligible.
+    """
+    dtype = jnp.result_type(length, scale)
     big = jnp.asarray(jnp.finfo(dtype).max, dtype) ** 0.9
     length = jnp.minimum(length, big)
     w_end = jnp.log1p(length / scale)
-    low = jnp.minimum(jnp.asarray(_W_LOW, dtype), w_end)
-    top = jnp.clip(w_end - jnp.asarray(_W_TOP, dtype), 0.0, w_end)
-    bp = jnp.sort(jnp.concatenate([low, top, w_end[None]]))
+    bp = _breakpoints(w_end, jnp.asarray(w_cut, dtype), dtype)
     a, b = bp[:-1], bp[1:]
     h = b - a
     live = h > 0
@@ -82,36 +108,64 @@ def _side(length, scale, dtype):
     return offset.reshape(-1), log_weight.reshape(-1)
 
 
-def anchored_rule(anchors, widths, lo, hi) -> AnchoredNodes:
+def merge_widths(anchors, widths):
+    """Each anchor's width, lowered to the narrowest width among anchors at the same position.
+
+    Of several coincident anchors only the outermost sides have length; they must resolve the
+    narrowest structure there.
+    """
+    same = anchors[:, None] == anchors[None, :]
+    return jnp.min(jnp.where(same, widths[None, :], jnp.inf), axis=1)
+
+
+def side_lengths(anchors, lo, hi):
+    """Left and right side lengths of each anchor (split at midpoints; ends at lo, hi)."""
+    order = jnp.argsort(anchors)
+    sp = anchors[order]
+    dtype = sp.dtype
+    mids = 0.5 * sp[:-1] + 0.5 * sp[1:]
+    left_end = jnp.concatenate([jnp.asarray(lo, dtype)[None], mids])
+    right_end = jnp.concatenate([mids, jnp.asarray(hi, dtype)[None]])
+    inv = jnp.argsort(order)
+    left = jnp.maximum(sp - left_end, 0.0)[inv]
+    right = jnp.maximum(right_end - sp, 0.0)[inv]
+    return left, right
+
+
+def anchored_rule(anchors, widths, lo, hi, *, cut_left=None, cut_right=None,
+                  sides=None) -> AnchoredNodes:
     """Fixed-size rule for ``∫_lo^hi g`` with mass near ``anchors`` (1-D, any order).
 
     Anchors must lie in ``[lo, hi]`` (callers clip them); the region between two neighbours is
-    split at the midpoint; the two outermost sides run to ``lo`` and ``hi`` (which may be infinite, in which
-    case the side is cut where ``w`` would overflow).
+    split at the midpoint; the two outermost sides run to ``lo`` and ``hi`` (which may be
+    infinite, in which case the side is cut where ``w`` would overflow, or at ``cut_*``).
 
     Args:
         anchors: (K,) positions.
         widths: (K,) positive widths (the scale on which the integrand varies near each).
         lo, hi: integration limits (scalars, ``lo < hi``; infinite allowed).
+        cut_left, cut_right: optional (K,) cuts in ``w`` per side (see :func:`side_rule`).
+        sides: optional static tuple of (anchor index, +1 or -1): the sides to build (default:
+            both sides of every anchor).  Leave out sides known to be empty.
 
     Returns:
-        :class:`AnchoredNodes` with ``2 K NODES_PER_SIDE`` nodes, indexed into ``anchors``.
+        :class:`AnchoredNodes`, ``NODES_PER_SIDE`` nodes per side, indexed into ``anchors``.
     """
     anchors = jnp.asarray(anchors)
     dtype = anchors.dtype
     widths = jnp.asarray(widths, dtype)
-    order = jnp.argsort(anchors)
-    sp = anchors[order]
-    mids = 0.5 * sp[:-1] + 0.5 * sp[1:]
-    left_end = jnp.concatenate([jnp.asarray(lo, dtype)[None], mids])
-    right_end = jnp.concatenate([mids, jnp.asarray(hi, dtype)[None]])
-    left_len = jnp.maximum(sp - left_end, 0.0)
-    right_len = jnp.maximum(right_end - sp, 0.0)
-    ws = widths[order]
-    off_l, lw_l = jax.vmap(_side, in_axes=(0, 0, None))(left_len, ws, dtype)
-    off_r, lw_r = jax.vmap(_side, in_axes=(0, 0, None))(right_len, ws, dtype)
-    idx = jnp.broadcast_to(order[:, None], off_l.shape)
-    index = jnp.concatenate([idx, idx]).reshape(-1)
-    offset = jnp.concatenate([-off_l, off_r]).reshape(-1)
-    log_weight = jnp.concatenate([lw_l, lw_r]).reshape(-1)
-    return AnchoredNodes(index, offset, log_weight)
+    k = anchors.shape[0]
+    inf = jnp.full((k,), jnp.inf, dtype)
+    cut_left = inf if cut_left is None else cut_left
+    cut_right = inf if cut_right is None else cut_right
+    left, right = side_lengths(anchors, lo, hi)
+    if sides is None:
+        sides = tuple((i, s) for i in range(k) for s in (-1, 1))
+    idx = np.array([i for i, _ in sides])
+    sign = np.array([s for _, s in sides], dtype=float)
+    length = jnp.where(sign < 0, left[idx], right[idx])
+    cut = jnp.where(sign < 0, cut_left[idx], cut_right[idx])
+    off, lw = jax.vmap(side_rule)(length, widths[idx], cut)
+    index = jnp.broadcast_to(jnp.asarray(idx)[:, None], off.shape).reshape(-1)
+    offset = (jnp.asarray(sign, dtype)[:, None] * off).reshape(-1)
+    return AnchoredNodes(index, offset, lw.reshape(-1))
