@@ -5,13 +5,16 @@ and conditional Monte Carlo with the Asmussen-Kroese split (``cmc``).  Their exa
 is :func:`goodhart_jax.conditioning.conditional_value`.
 
 Both shard their chunks over every device (and host) the engine sees and give the same
-estimate, bit for bit, on any number of them.  Normal variables are drawn by the engine's
-Box–Muller sampler (:func:`goodhart_jax.engine.normal_pair`, one Threefry hash per pair),
-other families by their own ``sample``.
+estimate, bit for bit, on any number of them.  With ``sampler="engine"`` (the default) normal,
+Student t and gennorm variables are drawn by the engine's samplers
+(:func:`goodhart_jax.engine.normal_pair`: Box–Muller, one Threefry hash per pair;
+:func:`goodhart_jax.engine.log_gamma_variate`: a vectorised Marsaglia–Tsang gamma for t and
+gennorm), other families by their own ``sample``; ``sampler="jax"`` draws every variable by
+its distribution's own ``sample`` (``jax.random``).
 
 Reach (``mc``): a draw cannot exceed what its sampler can produce.  Engine normals stop at
 ``|z| = 6.76`` in float32 and ``9.49`` in float64 (``jax.random.normal``, with
-``normal_sampler="jax"``: 5.3 and 8.2); in practice ``mc`` runs out of accepted draws long
+``sampler="jax"``: about 5.3 and 8.2 — 5.22/5.42 and 8.16/8.29 above/below); in practice ``mc`` runs out of accepted draws long
 before (``P(U >= t)`` must be well above ``1 / num_samples``).  Beyond that use ``cmc`` (it
 integrates the tail of the lighter variable exactly) or the exact
 :func:`~goodhart_jax.conditioning.conditional_value` / :func:`~goodhart_jax.conditioning.log_tail_prob`,
@@ -30,7 +33,7 @@ import jax.numpy as jnp
 from goodhart_jax import engine
 from goodhart_jax._validation import check_finite, check_positive_int
 from goodhart_jax.conditioning import _check_value_mean, _dists
-from goodhart_jax.distributions import Normal, _float_dtype
+from goodhart_jax.distributions import GenNormal, Normal, StudentT, _float_dtype
 
 __all__ = ["Estimate", "sample_conditional_value"]
 
@@ -50,30 +53,73 @@ class Estimate(NamedTuple):
     count: jax.Array
 
 
-def _draw_one(key, dist, n, dtype, fast):
-    if fast and isinstance(dist, Normal):
-        return (dist.loc + dist.scale * engine.normal(key, n, dtype)).astype(dtype)
-    return dist.sample(key, (n,), dtype)
+def _engine_halves(key, dist, h: int, dtype):
+    """Two arrays of ``h`` draws of ``dist`` by the engine's samplers (``None``: it has none).
+
+    Normal: Box–Muller pairs.  Student t: ``Z / sqrt(2 G / df)``, ``G ~ Gamma(df / 2)``.
+    gennorm: ``±G^(1/p)``, ``G ~ Gamma(1 / p)`` (as ``jax.random.generalized_normal``).  The
+    halves are kept apart (never concatenated inside the chunk), so that XLA computes each
+    Box–Muller pair once.
+    """
+    if isinstance(dist, Normal):
+        zs = engine.normal_pair(key, h, dtype)
+    elif isinstance(dist, StudentT):
+        kz, kg = jax.random.split(key)
+        df = jnp.asarray(dist.df, dtype)
+        gs = engine._log_gamma_halves(kg, 0.5 * df, h, dtype)
+        c = jnp.log(df) - jnp.log(jnp.asarray(2.0, dtype))
+        zs = [z * jnp.exp(0.5 * (c - g)) for z, g in zip(engine.normal_pair(kz, h, dtype), gs)]
+    elif isinstance(dist, GenNormal):
+        kg, ks = jax.random.split(key)
+        p = jnp.asarray(dist.p, dtype)
+        gs = engine._log_gamma_halves(kg, 1.0 / p, h, dtype)
+        signs = engine._bits_halves(ks, 2 * h)
+        zs = [jnp.where((w & 1) == 1, -1.0, 1.0).astype(dtype) * jnp.exp(g / p)
+              for w, g in zip(signs, gs)]
+    else:
+        return None
+    return tuple((dist.loc + dist.scale * z).astype(dtype) for z in zs)
 
 
-def _draw(key, value, error, n, dtype, fast):
-    """``n`` draws of ``(V, X)``; a normal pair comes from one Box–Muller stream."""
+def _parts(key, value, error, mask, dtype, fast):
+    """``[(v, x, mask), ...]``: the chunk's draws of ``(V, X)``, in one or two parts.
+
+    With ``fast``, a normal pair comes from one Box–Muller stream, and the engine's samplers
+    (normal, Student t, gennorm) draw two halves; otherwise every variable is drawn by its
+    distribution's own ``sample``.
+    """
+    n = mask.shape[0]
     if fast and isinstance(value, Normal) and isinstance(error, Normal):
         z1, z2 = engine.normal_pair(key, n, dtype)
-        return ((value.loc + value.scale * z1).astype(dtype),
-                (error.loc + error.scale * z2).astype(dtype))
+        return [((value.loc + value.scale * z1).astype(dtype),
+                 (error.loc + error.scale * z2).astype(dtype), mask)]
     kv, kx = jax.random.split(key)
-    return _draw_one(kv, value, n, dtype, fast), _draw_one(kx, error, n, dtype, fast)
+    if fast:
+        h = -(-n // 2)
+        vs, xs = _engine_halves(kv, value, h, dtype), _engine_halves(kx, error, h, dtype)
+        if vs is not None or xs is not None:
+            def own(k, dist):
+                d = dist.sample(k, (2 * h,), dtype)
+                return d[:h], d[h:]
+
+            vs = vs if vs is not None else own(kv, value)
+            xs = xs if xs is not None else own(kx, error)
+            m = jnp.pad(mask, (0, 2 * h - n))
+            return [(vs[0], xs[0], m[:h]), (vs[1], xs[1], m[h:])]
+    return [(value.sample(kv, (n,), dtype), error.sample(kx, (n,), dtype), mask)]
 
 
 def _mc_stats(key, mask, value, error, t, center, fast):
     dtype = t.dtype
-    v, x = _draw(key, value, error, mask.shape[0], dtype, fast)
-    hit = ((v + x)[:, None] >= t[None, :]) & mask[:, None]
-    dv = (v - center)[:, None]
     zero = jnp.zeros((), dtype)
-    return (hit.sum(0, dtype=dtype), jnp.where(hit, dv, zero).sum(0),
-            jnp.where(hit, dv * dv, zero).sum(0))
+    total = None
+    for v, x, m in _parts(key, value, error, mask, dtype, fast):
+        hit = ((v + x)[:, None] >= t[None, :]) & m[:, None]
+        dv = (v - center)[:, None]
+        part = (hit.sum(0, dtype=dtype), jnp.where(hit, dv, zero).sum(0),
+                jnp.where(hit, dv * dv, zero).sum(0))
+        total = part if total is None else tuple(a + b for a, b in zip(total, part))
+    return total
 
 
 def _mc_chunk(key, mask, value, error, t, center):
@@ -89,17 +135,20 @@ def _mc_chunk_jax(key, mask, value, error, t, center):
 def _cmc_stats(key, mask, value, error, t, ref, fast):
     dtype = t.dtype
     mu = value.mean().astype(dtype)
-    v, x = _draw(key, value, error, mask.shape[0], dtype, fast)
-    v, x = v[:, None], x[:, None]
     tt = t[None, :]
-    m_x = jnp.maximum(tt - x, x)
-    m_v = jnp.maximum(tt - v, v)
-    w_v = jnp.exp(value.log_sf(m_x) - ref)
-    g_v = jnp.exp(value._log_mean_excess(m_x) - ref)
-    w_x = jnp.exp(error.log_sf(m_v) - ref)
-    p = jnp.where(mask[:, None], w_v + w_x, 0.0)
-    a = jnp.where(mask[:, None], g_v + (v - mu) * w_x, 0.0)
-    return jnp.stack([p.sum(0), a.sum(0), (p * p).sum(0), (a * a).sum(0), (a * p).sum(0)])
+    total = None
+    for v, x, mask in _parts(key, value, error, mask, dtype, fast):
+        v, x = v[:, None], x[:, None]
+        m_x = jnp.maximum(tt - x, x)
+        m_v = jnp.maximum(tt - v, v)
+        w_v = jnp.exp(value.log_sf(m_x) - ref)
+        g_v = jnp.exp(value._log_mean_excess(m_x) - ref)
+        w_x = jnp.exp(error.log_sf(m_v) - ref)
+        p = jnp.where(mask[:, None], w_v + w_x, 0.0)
+        a = jnp.where(mask[:, None], g_v + (v - mu) * w_x, 0.0)
+        part = jnp.stack([p.sum(0), a.sum(0), (p * p).sum(0), (a * a).sum(0), (a * p).sum(0)])
+        total = part if total is None else total + part
+    return total
 
 
 def _cmc_chunk(key, mask, value, error, t, ref):
@@ -132,7 +181,7 @@ def _ratio(m):
 
 def sample_conditional_value(key: jax.Array, value, error, t, *, num_samples: int,
                              method: str = "mc", chunk_size: int | None = engine.DEFAULT_CHUNK,
-                             dtype=None, normal_sampler: str = "engine",
+                             dtype=None, sampler: str = "engine",
                              devices: int | Sequence[jax.Device] | None = None,
                              progress: bool | None = None) -> Estimate:
     """Monte Carlo ``E[V | V + X >= t]`` by streaming chunks (memory constant in ``num_samples``).
@@ -156,7 +205,7 @@ def sample_conditional_value(key: jax.Array, value, error, t, *, num_samples: in
 
     The estimate is the same, bit for bit, on any number of devices or hosts (see
     :mod:`goodhart_jax.engine`); it depends on ``key``, ``num_samples``, ``chunk_size``,
-    ``dtype`` and ``normal_sampler``.
+    ``dtype`` and ``sampler``.
 
     Args:
         key: PRNG key (explicit; chunk ``i`` uses ``fold_in(key, i)``).
@@ -167,9 +216,9 @@ def sample_conditional_value(key: jax.Array, value, error, t, *, num_samples: in
         chunk_size: draws per chunk (``None``: :func:`goodhart_jax.engine.default_chunk_size`).
         dtype: float dtype of the draws (default: JAX's default float — float64 once
             ``jax_enable_x64`` is on).
-        normal_sampler: ``"engine"`` (Box–Muller on the fused Threefry stream, the fast
-            default) or ``"jax"`` (each distribution's own ``sample``, i.e.
-            ``jax.random.normal`` for normals).
+        sampler: ``"engine"`` (the engine's samplers for normal, Student t and gennorm:
+            Box–Muller and a vectorised gamma on the fused Threefry stream, the fast default)
+            or ``"jax"`` (each distribution's own ``sample``: ``jax.random``).
         devices: devices to shard over (``None``: all devices of all processes; an integer:
             the first that many).
         progress: progress bar on stderr (``None``: automatic for long runs on a terminal).
@@ -195,8 +244,8 @@ def sample_conditional_value(key: jax.Array, value, error, t, *, num_samples: in
         chunk_size = check_positive_int("chunk_size", chunk_size)
     if method not in ("mc", "cmc"):
         raise ValueError(f"method must be 'mc' or 'cmc', got {method!r}")
-    if normal_sampler not in ("engine", "jax"):
-        raise ValueError(f"normal_sampler must be 'engine' or 'jax', got {normal_sampler!r}")
+    if sampler not in ("engine", "jax"):
+        raise ValueError(f"sampler must be 'engine' or 'jax', got {sampler!r}")
     if dtype is not None and jnp.dtype(dtype) == jnp.float64 and not jax.config.jax_enable_x64:
         warnings.warn("dtype float64 requested but jax_enable_x64 is off: sampling in float32 "
                       "(turn it on with jax.config.update('jax_enable_x64', True) or --x64)",
@@ -204,7 +253,7 @@ def sample_conditional_value(key: jax.Array, value, error, t, *, num_samples: in
     dtype = _float_dtype(dtype)
     t_arr = jnp.asarray(t, dtype)
     flat = t_arr.reshape(-1)
-    chunk_fn = _CHUNKS[(method, normal_sampler)]
+    chunk_fn = _CHUNKS[(method, sampler)]
     opts = dict(num_samples=num_samples, chunk_size=chunk_size, devices=devices,
                 progress=progress)
     if method == "mc":
