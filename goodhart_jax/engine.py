@@ -20,31 +20,45 @@ backend and CPU features).  Empty chunks past ``N`` (the last round is padded) a
 progress bar (:mod:`goodhart_jax.progress`) the same jitted program runs a few rounds at a
 time from a Python loop, with the same result.
 
-Random bits.  For threefry keys (JAX's default) the engine draws a chunk's bits with
-:func:`random_bits`: the Threefry-2x32 (20 rounds) counter hash, the very function behind
-``jax.random.bits`` — word ``j`` of ``random_bits(key, m)`` equals
-``jax.random.bits(key, (m,))[j]`` under ``jax.threefry_partitionable(False)`` — but written
-as straight-line ``jnp`` so that XLA fuses it with the sampler and the reductions.  Measured
-on the 2-core CPU of the benchmark machine (``goodhart-jax bench sampling``; figures in the
-pull request): JAX's own CPU lowering of threefry is a rolled 5-step loop (it keeps compile
-times short) and its partitionable mode hashes once per 32-bit word, together about 2x the
-cost per word; ``rbg``/``unsafe_rbg`` keys are slower still on CPU (XLA's
-``RngBitGenerator``, measured 0.5x threefry), and gamma-based samplers (``t``, ``gennorm``)
-loop per element with non-threefry keys.  Other key types still work (through
-``jax.random.bits``); the results stay device-invariant because every chunk has its own key.
+Random bits (chosen by measurement).  For threefry keys (JAX's default) the engine draws a
+chunk's bits with :func:`random_bits`: the Threefry-2x32 (20 rounds) counter hash, the very
+function behind ``jax.random.bits`` — word ``j`` of ``random_bits(key, m)`` equals
+``jax.random.bits(key, (m,))[j]`` under ``jax.threefry_partitionable(False)`` — written as
+straight-line ``jnp`` so that XLA fuses it with the sampler and the reductions, and using
+both output words of each hash.  JAX's own CPU lowering of threefry is a rolled 5-step loop
+(short compile times, no fusion) and its default partitionable mode hashes once per 32-bit
+word.  Other key types go through ``jax.random.bits`` and stay device-invariant (every chunk
+has its own key), but on the benchmark CPU ``rbg``/``unsafe_rbg`` (XLA's ``RngBitGenerator``)
+ran the estimator at about 0.2x the fused threefry stream, ``philox4x32`` does not lower
+inside ``shard_map`` in jax 0.10.2, and JAX's gamma sampler (behind ``t`` and ``gennorm``)
+loops per element with non-threefry keys.  So: threefry, fused.
 
 Normal draws.  :func:`normal_pair` is Box–Muller on one hash per pair: the radius
 ``sqrt(-2 log u1)`` from a whole 32-bit word (``u1 = (a + 1/2) 2^-32``; two words in float64)
-and the angle ``2 pi u2`` from the other, with a quadrant reduction and short polynomials
-for sine and cosine (exact to float rounding).  It costs about half of the inverse-erf
-transform of ``jax.random.normal`` per draw and is exact in distribution.  Its reach: float32
+and the angle ``2 pi u2`` from the other, with a quadrant reduction and short Taylor
+polynomials for sine and cosine (errors below float rounding) — exact in distribution.  XLA's
+``erf_inv`` (``jax.random.normal``) and its ``sin``/``cos`` measured 0.6x this transform per
+draw.  The pair is computed once and pinned in memory (see :func:`_pin`: XLA otherwise
+re-computes the hash in every consumer fusion — 4x in the ``mc`` chunk).  Reach: float32
 draws stop at ``|z| <= sqrt(66 log 2) = 6.76``, float64 at ``sqrt(130 log 2) = 9.49``
-(``jax.random.normal``, used by the distributions' own ``sample``, stops near 5.3 and 8.2).
+(``jax.random.normal``, used by the distributions' own ``sample``: 5.22 / 5.42 above / below
+in float32, 8.16 / 8.29 in float64).  Student t and gennorm draws use
+:func:`log_gamma_variate`, a vectorised Marsaglia–Tsang gamma on the same stream (about 25x
+``jax.random.t`` on CPU).
 
-Chunk size.  ``DEFAULT_CHUNK = 2**16`` draws: the measured optimum of samples per CPU-second
-on CPU (smaller chunks pay the per-chunk overhead — a ``fold_in``, a ``cond``, the
-loop — larger ones fall out of the L2 cache); on GPU :func:`default_chunk_size` returns
-``2**22`` so that one chunk fills the device.
+Measured (``mc`` estimator, normal/normal, float32, 2^27 pairs, 2 CPU devices; per CPU-second
+because the machine was shared): ``jax.random.normal`` 50-60 M pairs/CPU-s; fused threefry +
+Box–Muller, unpinned, XLA's 256-bit vectors 64; pinned 120; pinned with 512-bit vectors
+(:data:`CPU_COMPILER_OPTIONS`) 200-235.  NumPy's float32 ``standard_normal`` estimator: 35.
+
+Chunk size.  ``DEFAULT_CHUNK = 2**16`` draws on CPU.  Samples per CPU-second by chunk size
+(two runs): 2^13 188/216, 2^14 232/226, 2^15 238/233, 2^16 203/227, 2^17 213/216,
+2^18 171/176 M: a plateau from 2^14 to 2^16 (within the noise), a drop below (per-chunk
+overhead: a ``fold_in``, a ``cond``, the loop) and above (the pinned pair, 8 bytes a draw,
+leaves the 2 MB L2 cache).  2^16 is the plateau's top end and keeps earlier estimates
+unchanged.  On GPU :func:`default_chunk_size` returns ``2**24`` so that a chunk fills the
+device and loop overheads stay small (not measured here: no GPU; ``bench sampling`` sweeps
+it).
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -126,7 +140,7 @@ def kahan_add(acc: Sums, value: PyTree) -> Sums:
 def default_chunk_size(backend: str | None = None) -> int:
     """Draws per chunk for ``backend`` (default: JAX's default backend).
 
-    Math: ``C = 2^16`` on CPU (measured), ``2^22`` on GPU/TPU (one chunk fills the device).
+    Math: ``C = 2^16`` on CPU (measured), ``2^24`` on GPU/TPU (one chunk fills the device).
 
     Example:
         >>> from goodhart_jax import engine
@@ -134,7 +148,7 @@ def default_chunk_size(backend: str | None = None) -> int:
         65536
     """
     backend = jax.default_backend() if backend is None else backend
-    return DEFAULT_CHUNK if backend == "cpu" else 1 << 22
+    return DEFAULT_CHUNK if backend == "cpu" else 1 << 24
 
 
 # --- random bits: unrolled Threefry-2x32 -------------------------------------------------------
@@ -685,18 +699,21 @@ def _i32(v: int, mesh: Mesh):
     return _global(np.int32(v), mesh)
 
 
+_CALL_SECONDS = 1.0
+
+
 def _run_with_progress(chunk_fn, key_data, args, acc, plan, n_rounds, per_round):
     """The same rounds as one call, a few at a time, with a bar between them.
 
     Calls are pipelined: call ``j + 1`` is dispatched (JAX dispatches asynchronously; it waits
     on call ``j``'s accumulator on the device) before the host waits for call ``j`` and redraws
-    the bar, so the devices never idle on the host.  Calls grow from ``2^22`` samples to about
-    half a second each.
+    the bar, so the devices never idle on the host.  Calls grow from ``2^24`` samples to about
+    a second each.
     """
     C = plan.chunk_size
     bar = _progress.Progress(plan.num_samples)
     dispatched = 0
-    step = max(1, min(n_rounds, (1 << 22) // (per_round * C)))
+    step = max(1, min(n_rounds, (1 << 24) // (per_round * C)))
     in_flight: list[tuple[Any, int, int]] = []  # (accumulator, rounds done when it is ready, n)
     last = time.perf_counter()
     try:
@@ -712,7 +729,7 @@ def _run_with_progress(chunk_fn, key_data, args, acc, plan, n_rounds, per_round)
             jax.block_until_ready(ready)
             now = time.perf_counter()
             bar.update(min(done * per_round * C, plan.num_samples))
-            step = max(1, int(n * min(4.0, 0.5 / max(now - last, 1e-6))))
+            step = max(1, int(n * min(4.0, _CALL_SECONDS / max(now - last, 1e-6))))
             last = now
     finally:
         bar.close()

@@ -5,6 +5,7 @@ the same script in subprocesses with 1, 2 and 8 CPU devices and compares the pri
 bit for bit (``float.hex``).
 """
 
+import contextlib
 import io
 import json
 import math
@@ -55,7 +56,7 @@ def test_random_bits_other_impl_and_validation():
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_normal_pair_is_standard_normal(dtype):
-    z1, z2 = engine.normal_pair(jax.random.key(0), 1 << 19, dtype)
+    z1, z2 = engine.normal_pair(jax.random.key(0), 1 << 17, dtype)
     assert z1.dtype == dtype and z2.dtype == dtype
     for z in (np.asarray(z1, float), np.asarray(z2, float)):
         assert stats.kstest(z, "norm").pvalue > 1e-4
@@ -237,10 +238,10 @@ def hexes(*arrays):
 out = {"devices": len(jax.devices())}
 t = jnp.array([0.5, 1.5])
 e = gj.sample_conditional_value(jax.random.key(7), gj.Normal(), gj.Normal(0.0, 2.0), t,
-                                num_samples=1_000_003, chunk_size=4096, dtype=jnp.float32)
+                                num_samples=300_007, chunk_size=4096, dtype=jnp.float32)
 out["mc32"] = hexes(e.mean, e.stderr, e.count)
 e = gj.sample_conditional_value(jax.random.key(7), gj.Normal(), gj.Normal(0.0, 2.0), t,
-                                num_samples=1_000_003, chunk_size=4096, dtype=jnp.float32,
+                                num_samples=300_007, chunk_size=4096, dtype=jnp.float32,
                                 progress=True)
 out["mc32_progress"] = hexes(e.mean, e.stderr, e.count)
 e = gj.sample_conditional_value(jax.random.key(8), gj.Normal(), gj.Normal(0.0, 2.0), t,
@@ -277,8 +278,15 @@ def _result(proc, timeout: float = 240.0) -> dict:
 
 
 def test_same_bits_on_1_2_and_8_devices():
-    procs = {n: _run_script(INVARIANCE_SCRIPT, {"JAX_NUM_CPU_DEVICES": str(n)}) for n in (1, 2, 8)}
-    results = {n: _result(p) for n, p in procs.items()}
+    procs = {n: _run_script(INVARIANCE_SCRIPT, {"JAX_NUM_CPU_DEVICES": str(n)}) for n in (2, 8)}
+    if len(jax.devices()) == 1:  # this process is the one-device run (saves a start-up)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+            exec(INVARIANCE_SCRIPT, {"__name__": "invariance"})
+        one = json.loads(out.getvalue().split("RESULT ")[-1])
+    else:
+        one = _result(_run_script(INVARIANCE_SCRIPT, {"JAX_NUM_CPU_DEVICES": "1"}))
+    results = {1: one, **{n: _result(p) for n, p in procs.items()}}
     for n, r in results.items():
         assert r.pop("devices") == n
     assert results[1]["mc32"] == results[1]["mc32_progress"]
