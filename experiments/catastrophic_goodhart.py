@@ -90,7 +90,7 @@ def main(quick: bool, out: Path, seed: int, *, max_power: int = 8, pool_size: in
          num_betas: int = 60, exact: bool | None = None) -> dict:
     """Write ``catastrophic_goodhart.png``, ``theorem1.png`` and ``numbers.json``; return numbers.
 
-    Quick mode: pools of 2^17,
+    Quick mode: pools of 2^16,
     ``n <= 4^6``, no exact curves (they are compile-bound: about ten seconds per pair of laws).
     """
     jax.config.update("jax_enable_x64", True)
@@ -100,7 +100,7 @@ def main(quick: bool, out: Path, seed: int, *, max_power: int = 8, pool_size: in
     pool_size = check_positive_int("pool_size", pool_size, minimum=1024)
     num_betas = check_positive_int("num_betas", num_betas, minimum=2)
     if quick:
-        pool_size, num_betas, max_power = min(pool_size, 1 << 17), min(num_betas, 30), min(max_power, 6)
+        pool_size, num_betas, max_power = min(pool_size, 1 << 16), min(num_betas, 30), min(max_power, 6)
     exact = (not quick) if exact is None else bool(exact)
     ns = 4.0 ** np.arange(max_power + 1)
     kl_bon = np.asarray(kl_best_of_n(ns))

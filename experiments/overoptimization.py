@@ -59,7 +59,7 @@ def main(quick: bool, out: Path, seed: int, *, df: float = 3.0, pool_size: int =
     check_param("learning_rate", learning_rate, lo=0.0, lo_open=True)
     check_param("kl_beta", kl_beta, lo=0.0, lo_open=True)
     if quick:
-        pool_size, steps = min(pool_size, 1 << 17), min(steps, 200)
+        pool_size, steps = min(pool_size, 1 << 16), min(steps, 200)
     exact = (not quick) if exact is None else bool(exact)
     value = gj.Normal(0.0, 1.0)
     error = gj.StudentT(df)

@@ -292,6 +292,9 @@ __all__ += [
     "optimal_best_of_n",
     "optimal_tilt",
     "optimal_stopping",
+    "best_of_n_transform",
+    "bounded_below_transform",
+    "bounded_above_transform",
 ]
 
 
@@ -414,7 +417,8 @@ class PressureOptimum(NamedTuple):
         search: the :class:`SearchResult` of the optax search.
         grid: the dense grid of pressures; grid_values: ``E[V]`` on it.
         grid_pressure: the grid's argmax; resolution: the grid spacing there.
-        agrees: whether search and grid agree within the grid's resolution (interior only).
+        agrees: whether the search's end point and the grid's argmax agree within the grid's
+            resolution (also when both sit at the end of the range).
     """
 
     measure: str
@@ -469,7 +473,6 @@ def _conclude(measure, search, grid, grid_values, *, valid=None, extra_ok=True,
         reason = "no interior optimum: " + "; ".join(why)
         pressure = jnp.asarray(unbounded_value)
         value = jnp.asarray(max(float(_np.max(gv_safe)), float(search.value)))
-        agrees = False
     return PressureOptimum(measure, pressure, value, interior, reason, search, jnp.asarray(grid),
                            jnp.asarray(gv), jnp.asarray(grid[k]), jnp.asarray(resolution), agrees)
 
@@ -613,13 +616,33 @@ def optimal_best_of_n(value, error, *, grid=None, init: float = 2.0, steps: int 
     return _conclude("best_of_n", search, grid, gv)
 
 
+def bounded_below_transform(lower: float) -> Transform:
+    """``P = lower (1 + e^theta)``: ``P > lower``, log-parameterised in ``P / lower - 1``."""
+    return Transform(forward=lambda t: lower * (1.0 + jnp.exp(t)),
+                     inverse=lambda p: jnp.log(jnp.asarray(p) / lower - 1.0))
+
+
+def bounded_above_transform(upper: float) -> Transform:
+    """``P = upper sigmoid(theta)``: ``0 < P < upper``, log-parameterised for ``P << upper``."""
+    return Transform(forward=lambda t: upper * jax.nn.sigmoid(t),
+                     inverse=lambda p: jnp.log(jnp.asarray(p) / (upper - jnp.asarray(p))))
+
+
 @_partial(jax.jit, static_argnames=("steps", "newton_steps"))
-def _tilt_search(pool, init, learning_rate, steps, newton_steps):
+def _tilt_search(pool, lower, init, learning_rate, steps, newton_steps):
     from goodhart_jax.pools import _stats
 
-    return maximize(lambda b: _stats(pool.proxy / b, pool).value, init, transform=log_transform(),
+    tr = Transform(forward=lambda t: lower * (1.0 + jnp.exp(t)),
+                   inverse=lambda p: jnp.log(p / lower - 1.0))
+    return maximize(lambda b: _stats(pool.proxy / b, pool).value, init, transform=tr,
                     steps=steps, learning_rate=learning_rate, newton_steps=newton_steps,
                     record=False)
+
+
+def _saturation_note(what: str, at: float, min_ess: float) -> str:
+    return (f"the maximum sits where the pool saturates ({what} = {at:.6g}: beyond it fewer than "
+            f"{min_ess:g} outcomes carry the policy); on a finite pool E[V] is bounded, so this "
+            f"is the pool's edge, not an interior optimum")
 
 
 def optimal_tilt(pool, *, grid=None, init: float | None = None, steps: int = 300,
@@ -627,30 +650,35 @@ def optimal_tilt(pool, *, grid=None, init: float | None = None, steps: int = 300
                  min_ess: float = 100.0) -> PressureOptimum:
     """The KL coefficient ``beta*`` whose tilt ``softmax(u / beta)`` maximises ``E_pi[V]``.
 
-    The search starts at low pressure (``beta`` = the pool's proxy range: KL ~ 0) and climbs
-    until ``E[V]`` stops rising.  On a finite pool ``E_pi[V]`` is bounded (by the best ``v``),
-    so "unbounded" means: still rising when the policy has collapsed onto a handful of
-    outcomes (effective sample size below ``min_ess``); the grid ignores such tilts, and an
-    optimum there is reported as no interior optimum (``pressure = 0``, i.e. ``beta -> 0``).
+    On a finite pool every tilt exists and ``E_pi[V]`` is bounded (by the best ``v``); as
+    ``beta -> 0`` the policy collapses onto the few largest proxies, whose ``v`` is one noisy
+    draw.  The search is therefore confined to the *unsaturated* range ``beta > beta_min``,
+    the smallest grid ``beta`` whose tilt still has an effective sample size ``>= min_ess``
+    (``beta = beta_min (1 + e^theta)``), and starts at low pressure (``beta`` = the proxy's
+    range, KL ~ 0).  An optimum at ``beta_min`` is reported as no interior optimum (E[V] still
+    rising when the pool saturates: the light-tailed signature; with heavy-tailed errors it
+    can also happen, at a small E[V], when the pool collapses onto its outliers before E[V]
+    turns over).
 
-    Math: ``beta* = argmax_beta Σ_i softmax(u / beta)_i v_i`` over ``beta = e^theta``.
+    Math: ``beta* = argmax_{beta > beta_min} Σ_i softmax(u / beta)_i v_i``.
 
     Args:
         pool: a :class:`goodhart_jax.pools.Pool`.
         grid: ``beta`` values for the dense check (default: 241 geometric from 1e-3 of the
-            proxy's interquartile scale to 10 times its range).
+            proxy's interquartile range to 10 times its range).
         init: starting ``beta`` (default: the proxy's range ``max u - min u``).
-        steps, learning_rate, newton_steps: the search (learning rate in ``log beta``).
+        steps, learning_rate, newton_steps: the search (learning rate in ``theta``).
         min_ess: the effective sample size below which the pool counts as saturated.
 
     Returns:
-        :class:`PressureOptimum` (``measure = "beta"``).
+        :class:`PressureOptimum` (``measure = "beta"``; ``pressure = 0``, i.e. ``beta -> 0``,
+        without an interior optimum).
 
     Example:
         >>> import jax, goodhart_jax as gj
-        >>> pool = gj.sample_pool(jax.random.key(0), gj.Normal(), gj.StudentT(3.0), 100_000)
+        >>> pool = gj.sample_pool(jax.random.key(0), gj.Normal(), gj.Normal(), 10_000)
         >>> gj.optimize.optimal_tilt(pool).interior
-        True
+        False
     """
     from goodhart_jax.pools import tilted_stats
 
@@ -660,30 +688,34 @@ def optimal_tilt(pool, *, grid=None, init: float | None = None, steps: int = 300
     span = max(float(u.max() - u.min()), scale)
     if grid is None:
         grid = _np.geomspace(1e-3 * scale, 10.0 * span, 241)
-    grid = _np.asarray(grid, float)
+    grid = _np.sort(_np.asarray(grid, float))
     check_param("grid", grid, lo=0.0, lo_open=True, owner="optimal_tilt")
-    init = span if init is None else init
-    check_param("init", init, lo=0.0, lo_open=True, owner="optimal_tilt")
     steps = check_positive_int("steps", steps, owner="optimal_tilt")
     dtype = pool.proxy.dtype
-    search = _tilt_search(pool, jnp.asarray(init, dtype), learning_rate, steps, newton_steps)
     stats = tilted_stats(pool, jnp.asarray(grid, dtype))
-    at = tilted_stats(pool, search.pressure)
-    ess_ok = bool(float(at.ess) >= min_ess)
-    return _conclude("beta", search, grid, stats.value, valid=_np.asarray(stats.ess) >= min_ess,
-                     extra_ok=ess_ok,
-                     extra_reason=f"the policy has collapsed onto ESS = {float(at.ess):.3g} < "
-                                  f"{min_ess:g} outcomes (E[V] still rising as beta -> 0)",
+    valid = _np.asarray(stats.ess) >= min_ess
+    if not valid.any():
+        raise ValueError(f"optimal_tilt: no beta in the grid keeps ESS >= min_ess = {min_ess:g}")
+    lower = float(grid[valid][0])
+    init = max(span, 2.0 * lower) if init is None else init
+    check_param("init", init, lo=lower, lo_open=True, owner="optimal_tilt")
+    search = _tilt_search(pool, jnp.asarray(lower, dtype), jnp.asarray(init, dtype),
+                          learning_rate, steps, newton_steps)
+    return _conclude("beta", search, grid, stats.value, valid=valid,
+                     extra_ok=float(search.pressure) > lower * (1.0 + 1e-6),
+                     extra_reason=_saturation_note("beta", lower, min_ess),
                      unbounded_value=0.0)
 
 
 @_partial(jax.jit, static_argnames=("steps", "newton_steps"))
-def _stopping_search(pool, lr, init, learning_rate, steps, newton_steps):
+def _stopping_search(pool, lr, upper, init, learning_rate, steps, newton_steps):
     from goodhart_jax.pools import _stats
 
-    return maximize(lambda k: _stats(k * lr * pool.proxy, pool).value, init,
-                    transform=log_transform(), steps=steps, learning_rate=learning_rate,
-                    newton_steps=newton_steps, record=False)
+    tr = Transform(forward=lambda t: upper * jax.nn.sigmoid(t),
+                   inverse=lambda p: jnp.log(p / (upper - p)))
+    return maximize(lambda k: _stats(k * lr * pool.proxy, pool).value, init, transform=tr,
+                    steps=steps, learning_rate=learning_rate, newton_steps=newton_steps,
+                    record=False)
 
 
 def optimal_stopping(pool, *, learning_rate: float = 0.005, max_steps: int = 400,
@@ -693,17 +725,19 @@ def optimal_stopping(pool, *, learning_rate: float = 0.005, max_steps: int = 400
 
     The ascent is natural-gradient SGD on ``E_pi[U]`` from the uniform policy (mirror descent):
     step ``k`` is the tilt ``softmax(k lr u)`` exactly, so ``E[V]`` is a smooth function of a
-    continuous ``k``, searched with optax (``k = e^theta``).  The dense grid is the actual
-    optax run (:func:`goodhart_jax.pools.push`, every step ``0..max_steps`` in one scan).
+    continuous ``k``, searched with optax (``k = k_max sigmoid(theta)``, confined like
+    :func:`optimal_tilt` to the steps before the pool saturates, ``k < k_max``).  The dense grid
+    is the actual optax run (:func:`goodhart_jax.pools.push`, every step ``0..max_steps`` in
+    one scan).
 
-    Math: ``k* = argmax_k Σ_i softmax(k lr u)_i v_i``.
+    Math: ``k* = argmax_{k < k_max} Σ_i softmax(k lr u)_i v_i``.
 
     Args:
         pool: a :class:`goodhart_jax.pools.Pool`.
         learning_rate: the ascent's step size.
         max_steps: length of the optax run (the grid).
         init: starting ``k`` of the search.
-        search_steps, search_learning_rate, newton_steps: the search over ``log k``.
+        search_steps, search_learning_rate, newton_steps: the search.
         min_ess: effective sample size below which the pool counts as saturated.
 
     Returns:
@@ -714,18 +748,19 @@ def optimal_stopping(pool, *, learning_rate: float = 0.005, max_steps: int = 400
 
     check_param("learning_rate", learning_rate, lo=0.0, lo_open=True, owner="optimal_stopping")
     max_steps = check_positive_int("max_steps", max_steps, minimum=2, owner="optimal_stopping")
-    check_param("init", init, lo=0.0, lo_open=True, owner="optimal_stopping")
     search_steps = check_positive_int("search_steps", search_steps, owner="optimal_stopping")
     dtype = pool.proxy.dtype
     run = push(pool, beta=0.0, steps=max_steps, learning_rate=learning_rate, geometry="natural")
     grid = _np.arange(max_steps + 1, dtype=float)
-    search = _stopping_search(pool, jnp.asarray(learning_rate, dtype), jnp.asarray(init, dtype),
-                              search_learning_rate, search_steps, newton_steps)
-    from goodhart_jax.pools import _stats
-
-    at = jax.jit(_stats)(search.pressure * learning_rate * pool.proxy, pool)
-    ess_ok = bool(float(at.ess) >= min_ess)
-    return _conclude("steps", search, grid, run.trace.value,
-                     valid=_np.asarray(run.trace.ess) >= min_ess, extra_ok=ess_ok,
-                     extra_reason=f"the policy has collapsed onto ESS = {float(at.ess):.3g} < "
-                                  f"{min_ess:g} outcomes (E[V] still rising)")
+    valid = _np.asarray(run.trace.ess) >= min_ess
+    upper = float(grid[valid][-1])
+    if upper < 2:
+        raise ValueError("optimal_stopping: the pool saturates within one step; lower learning_rate")
+    check_param("init", init, lo=0.0, hi=upper, lo_open=True, hi_open=True, owner="optimal_stopping")
+    search = _stopping_search(pool, jnp.asarray(learning_rate, dtype), jnp.asarray(upper, dtype),
+                              jnp.asarray(init, dtype), search_learning_rate, search_steps,
+                              newton_steps)
+    saturated = upper < max_steps
+    return _conclude("steps", search, grid, run.trace.value, valid=valid,
+                     extra_ok=float(search.pressure) < upper * (1.0 - 1e-6) or not saturated,
+                     extra_reason=_saturation_note("step", upper, min_ess))

@@ -352,16 +352,24 @@ def _bon_weights(m: int, ns) -> np.ndarray:
     return out
 
 
-@partial(jax.jit, static_argnames=("num_batches",))
-def _bon_pool(value, proxy, w_full, w_batch, num_batches):
+@partial(jax.jit, static_argnames=("num_groups",))
+def _bon_pool(value, proxy, w_full, w_drop, num_groups):
+    """Full-pool estimates and their delete-a-group jackknife standard errors."""
     order = jnp.argsort(proxy)
-    full = w_full @ value[order]
-    mb = w_batch.shape[1]
-    vb = value[: mb * num_batches].reshape(num_batches, mb)
-    ub = proxy[: mb * num_batches].reshape(num_batches, mb)
-    vb_sorted = jnp.take_along_axis(vb, jnp.argsort(ub, axis=1), axis=1)
-    per = w_batch @ vb_sorted.T  # (len(ns), B)
-    return full, jnp.std(per, axis=1, ddof=1) / math.sqrt(num_batches)
+    v_sorted = value[order]
+    full = w_full @ v_sorted
+    group = order % num_groups  # a partition of the (iid) pool into equal groups
+
+    def drop(b):
+        keep = group != b
+        rank = jnp.cumsum(keep) - 1  # rank among the kept outcomes (0-based)
+        w = jnp.where(keep[None, :], w_drop[:, jnp.clip(rank, 0, w_drop.shape[1] - 1)], 0.0)
+        return w @ v_sorted
+
+    loo = jax.lax.map(drop, jnp.arange(num_groups))  # (G, len(ns))
+    g = num_groups
+    var = (g - 1.0) / g * jnp.sum((loo - loo.mean(axis=0)) ** 2, axis=0)
+    return full, jnp.sqrt(var)
 
 
 def best_of_n_pool(pool: Pool, n, *, num_batches: int = 16) -> Estimate:
@@ -370,16 +378,16 @@ def best_of_n_pool(pool: Pool, n, *, num_batches: int = 16) -> Estimate:
     Sort the pool by proxy; the ``i``-th smallest of ``M`` is the best of a uniformly random
     ``n``-subset with probability ``C(i-1, n-1) / C(M, n)``, so
     ``Σ_i C(i-1, n-1)/C(M, n) v_(i)`` is unbiased for ``E[V_bon(n)]`` (a U-statistic; Gao et
-    al. 2022 use it for their best-of-n curves).  The standard error comes from the same
-    estimator on ``num_batches`` disjoint sub-pools (batch means: conservative, since the
-    full-pool U-statistic has the smaller variance).
+    al. 2022 use it for their best-of-n curves).  The standard error is the delete-a-group
+    jackknife over ``num_batches`` equal groups (the estimator recomputed without each group).
 
     Math: ``Ê = Σ_{i >= n} [C(i-1, n-1) / C(M, n)] v_(i)``.
 
     Args:
         pool: a :class:`Pool` of ``M`` outcomes.
         n: integers ``1 <= n <= M / num_batches`` (any shape).
-        num_batches: sub-pools for the standard error (``>= 2``).
+        num_batches: jackknife groups for the standard error (``>= 2``; the pool is cut to a
+            multiple of it).
 
     Returns:
         :class:`goodhart_jax.Estimate` with fields of the shape of ``n`` (``count`` is ``M``).
@@ -401,8 +409,10 @@ def best_of_n_pool(pool: Pool, n, *, num_batches: int = 16) -> Estimate:
     n_arr = np.asarray(n, dtype=float)
     flat = n_arr.reshape(-1)
     dtype = pool.value.dtype
-    w_full = jnp.asarray(_bon_weights(m, flat), dtype)
-    w_batch = jnp.asarray(_bon_weights(m // num_batches, flat), dtype)
-    mean, se = _bon_pool(pool.value, pool.proxy, w_full, w_batch, num_batches)
+    m_used = (m // num_batches) * num_batches  # equal groups (the last m mod G draws unused)
+    value, proxy = pool.value[:m_used], pool.proxy[:m_used]
+    w_full = jnp.asarray(_bon_weights(m_used, flat), dtype)
+    w_drop = jnp.asarray(_bon_weights(m_used - m_used // num_batches, flat), dtype)
+    mean, se = _bon_pool(value, proxy, w_full, w_drop, num_batches)
     shape = n_arr.shape
     return Estimate(mean.reshape(shape), se.reshape(shape), jnp.full(shape, float(m), pool.value.dtype))

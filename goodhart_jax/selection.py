@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache, partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from goodhart_jax import engine
-from goodhart_jax._validation import check_param, check_positive_int
+from goodhart_jax._validation import check_param, check_positive_int, is_concrete
 from goodhart_jax.conditioning import _check_value_mean, _dists, _proxy_terms, _tail_only
 from goodhart_jax.distributions import Distribution, Levy, Normal, StudentT, _float_dtype, parse_dist
 from goodhart_jax.quadrature import gauss_legendre
@@ -97,10 +97,10 @@ def kl_best_of_n(n) -> Array:
 
 
 def _as_float(x) -> Array:
+    """``x`` as a (strongly typed) float array: one compiled program for floats and ints alike."""
     x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(jnp.result_type(float))
-    return x
+    dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.result_type(float)
+    return jnp.asarray(x, dtype=dtype)
 
 
 def _side(length, scale, dtype):
@@ -136,8 +136,11 @@ def _lower_end(value: Distribution, error: Distribution, dtype):
 
 
 def _bracket(pts, logs, log_target):
-    """The pair of neighbouring probes with ``log S(a) >= log_target > log S(b)``."""
-    logs = jnp.where(jnp.isnan(logs), 0.0, logs)
+    """The pair of neighbouring probes with ``log S(a) >= log_target > log S(b)``.
+
+    A NaN (``log S`` beyond the float range, far out on the right) counts as ``-inf``.
+    """
+    logs = jnp.where(jnp.isnan(logs), -jnp.inf, logs)
     k = jnp.clip(jnp.sum(logs >= log_target) - 1, 0, pts.shape[0] - 2)
     return pts[k], pts[k + 1], logs[k], logs[k + 1]
 
@@ -173,18 +176,33 @@ def _tail_batch(value, error, pts):
     return jax.vmap(_tail_only, in_axes=(None, None, 0))(value, error, pts)
 
 
+class _OuterNodes(NamedTuple):
+    """The outer rule for one ``n`` and the inner quantities at its nodes (all ``(OUTER_NODES,)``).
+
+    Nothing here depends on ``n`` except through the placement (``u_n``, ``width``): ``n``
+    itself enters only in :func:`_combine`, so derivatives in ``n`` never touch the quadrature.
+    """
+
+    log_weight: Array  # log of the rule's weights (-inf: empty panel)
+    log_sf: Array      # log S_U at the nodes
+    log_pdf: Array     # log f_U at the nodes
+    excess: Array      # E[V | U = u] - E[V] at the nodes
+    u_n: Array
+    width: Array
+
+
 @jax.jit
-def _bon_scalar(value, error, n):
-    """(E[V_bon(n)] - E[V], ``u_n``, width, log of the rule's total weight) for scalar ``n``.
+def _outer_nodes(value, error, n) -> _OuterNodes:
+    """The outer rule around ``u_n`` (for scalar ``n``, held fixed) and the inner quantities.
 
     Three passes of one compiled tail quadrature over ``OUTER_NODES`` points: a geometric grid
     of probes (bracketing ``u_n``), a uniform grid inside the bracket (``u_n`` and its width),
-    then the outer nodes themselves (``log S_U`` there); then one pass of the density / regression
-    quadrature over the outer nodes.
+    then the outer nodes themselves (``log S_U`` there); then one pass of the density /
+    regression quadrature over the outer nodes.
     """
     dtype = jnp.result_type(n)
-    n_fix = jax.lax.stop_gradient(n)
-    log_target = jnp.minimum(-jnp.log(n_fix), jnp.log(jnp.asarray(0.5, dtype)))
+    n = jax.lax.stop_gradient(n)
+    log_target = jnp.minimum(-jnp.log(n), jnp.log(jnp.asarray(0.5, dtype)))
     c_v, s_v = (jnp.asarray(a, dtype) for a in value._bulk())
     c_x, s_x = (jnp.asarray(a, dtype) for a in error._bulk())
     c, scale = jax.lax.stop_gradient((c_v + c_x, s_v + s_x))
@@ -208,27 +226,40 @@ def _bon_scalar(value, error, n):
 
     zero = jnp.zeros((), dtype)
     init = (probes, jnp.zeros((OUTER_NODES,), dtype), jnp.zeros((OUTER_NODES,), dtype), zero, zero)
-    u, lw, log_s, u_n, width = jax.lax.fori_loop(0, 3, body, init)
+    u, lw, _, u_n, width = jax.lax.fori_loop(0, 3, body, init)
     live = jnp.isfinite(lw)
     u = jnp.where(live, u, u_n)
+    # log S_U again outside the loop, so that it differentiates in the distributions' parameters
+    log_s = _tail_batch(value, error, u)
     log_f, pos, neg = jax.vmap(_proxy_terms, in_axes=(None, None, 0))(value, error, u)
-    lom = lw + _log_weights(n, log_f, log_s)
-    lom = jnp.where(live & ~jnp.isnan(lom), lom, -jnp.inf)
-    # E[V | U = u] - E[V] per node (no cancellation across nodes)
     ok_f = jnp.isfinite(log_f)
     lf_s = jnp.where(ok_f, log_f, 0.0)
-    dm = jnp.where(ok_f, jnp.exp(pos - lf_s) - jnp.exp(neg - lf_s), 0.0)
-    top = jax.lax.stop_gradient(jnp.max(lom))
+    excess = jnp.where(ok_f, jnp.exp(pos - lf_s) - jnp.exp(neg - lf_s), 0.0)
+    return _OuterNodes(lw, log_s, log_f, excess, u_n, width)
+
+
+@jax.jit
+def _combine(n, nodes: _OuterNodes):
+    """(E[V_bon(n)] - E[V], log of the rule's total weight): cheap, differentiable in ``n``."""
+    lom = nodes.log_weight + _log_weights(n, nodes.log_pdf, nodes.log_sf)
+    lom = jnp.where(jnp.isfinite(nodes.log_weight) & ~jnp.isnan(lom), lom, -jnp.inf)
+    top = jax.lax.stop_gradient(jnp.max(lom, axis=-1, keepdims=True))
     top = jnp.where(jnp.isfinite(top), top, 0.0)
     wts = jnp.exp(lom - top)
-    total = jnp.sum(wts)
-    return jnp.sum(wts * dm) / total, u_n, width, jnp.log(total) + top
+    total = jnp.sum(wts, axis=-1)
+    return jnp.sum(wts * nodes.excess, axis=-1) / total, jnp.log(total) + top[..., 0]
 
 
-def _vmap_n(fn, value, error, n):
-    flat = n.reshape(-1)
-    out = jax.vmap(fn, in_axes=(None, None, 0))(value, error, flat)
-    return jax.tree_util.tree_map(lambda o: o.reshape(n.shape), out)
+def _per_n(value, error, n):
+    """The outer nodes for every ``n`` (flattened): a loop of one compiled scalar call when
+    nothing is traced (one compilation per pair of families, whatever the number or type of
+    ``n``, and none more under ``jax.grad`` in ``n``), else a ``vmap``."""
+    n_fixed = jax.lax.stop_gradient(n).reshape(-1)
+    if is_concrete((value, error, n_fixed)):
+        dtype = n_fixed.dtype
+        parts = [_outer_nodes(value, error, jnp.asarray(x, dtype)) for x in np.asarray(n_fixed)]
+        return jax.tree_util.tree_map(lambda *a: jnp.stack(a), *parts)
+    return jax.vmap(_outer_nodes, in_axes=(None, None, 0))(value, error, n_fixed)
 
 
 def best_of_n_value(value, error, n) -> Array:
@@ -262,8 +293,9 @@ def best_of_n_value(value, error, n) -> Array:
     _check_value_mean(value)
     check_param("n", n, lo=1.0, owner="best_of_n_value")
     n = _as_float(n)
-    delta = _vmap_n(_bon_scalar, value, error, n)[0]
-    return value.mean().astype(delta.dtype) + delta
+    nodes = _per_n(value, error, n)
+    delta, _ = _combine(n.reshape(-1, 1), nodes)
+    return value.mean().astype(delta.dtype) + delta.reshape(n.shape)
 
 
 def best_of_n_quantile(value, error, n) -> tuple[Array, Array]:
@@ -281,8 +313,8 @@ def best_of_n_quantile(value, error, n) -> tuple[Array, Array]:
     value, error = _dists(value, error)
     check_param("n", n, lo=1.0, owner="best_of_n_quantile")
     n = _as_float(n)
-    _, u_n, width, _ = _vmap_n(_bon_scalar, value, error, n)
-    return u_n, width
+    nodes = _per_n(value, error, n)
+    return nodes.u_n.reshape(n.shape), nodes.width.reshape(n.shape)
 
 
 # --- sampled best-of-n -------------------------------------------------------------------------
@@ -371,10 +403,12 @@ def sample_best_of_n_value(key: Array, value, error, n: int, *, num_draws: int,
 class MeanOf(Distribution):
     """The mean of ``k`` independent copies of ``base`` (an ensemble of ``k`` evaluators).
 
-    Sampling is exact (``k`` draws averaged).  No density is offered (the ``k``-fold convolution
-    has no closed form for most families): use Monte Carlo (pools, streaming best-of-n) with it,
-    or :func:`mean_of`, which returns a closed form where the family is stable under averaging
-    (normal: ``N(mu, s^2/k)``; Cauchy: unchanged; Lévy(c): Lévy(k c)).
+    Sampling is exact: ``k`` draws averaged, accumulated in a ``fori_loop`` (memory of one
+    draw, one compilation whatever ``k``: ``k`` is a pytree leaf).  No density is offered (the
+    ``k``-fold convolution has no closed form for most families): use Monte Carlo (pools,
+    streaming best-of-n) with it, or :func:`mean_of`, which returns a closed form where the
+    family is stable under averaging (normal: ``N(mu, s^2/k)``; Cauchy: unchanged; Lévy(c):
+    Lévy(k c)).
 
     Math: ``X̄_k = (1/k) Σ_{j<k} X_j``; ``E X̄_k = E X``, ``Var X̄_k = Var X / k``; the tail
     class is that of ``X`` (``P(X̄_k > x) ~ k P(X > k x)`` for subexponential ``X``).
@@ -389,33 +423,36 @@ class MeanOf(Distribution):
     name = "mean_of"
 
     def __init__(self, base: Distribution, k: int):
+        if not isinstance(base, Distribution):
+            raise ValueError(f"mean_of: base must be a Distribution, got {base!r}")
         k = check_positive_int("k", k, owner="mean_of")
         object.__setattr__(self, "base", base)
         object.__setattr__(self, "k", k)
 
     def _flatten(self):
-        return (self.base,), self.k
+        return (self.base, self.k), None
 
     @classmethod
     def _unflatten(cls, aux, children):
         obj = object.__new__(cls)
         object.__setattr__(obj, "base", children[0])
-        object.__setattr__(obj, "k", aux)
+        object.__setattr__(obj, "k", children[1])
         return obj
 
     def __repr__(self) -> str:
-        return f"MeanOf({self.base!r}, k={self.k})"
+        k = self.k if is_concrete(self.k) else "traced"
+        return f"MeanOf({self.base!r}, k={k})"
 
     def __eq__(self, other) -> bool:
         if type(self) is not type(other):
             return NotImplemented
-        return self.k == other.k and self.base == other.base
+        return int(self.k) == int(other.k) and self.base == other.base
 
     __hash__ = object.__hash__
 
     @property
     def spec(self) -> str:
-        return f"mean_of({self.base.spec}, k={self.k})"
+        return f"mean_of({self.base.spec}, k={int(self.k)})"
 
     @property
     def tail(self) -> str:
@@ -429,12 +466,18 @@ class MeanOf(Distribution):
 
     def _bulk(self):
         c, s = self.base._bulk()
-        return c, s / math.sqrt(self.k)
+        return c, s / jnp.sqrt(jnp.asarray(self.k, jnp.result_type(float)))
 
     def sample(self, key, shape=(), dtype=None):
+        dtype = _float_dtype(dtype)
         shape = tuple(shape)
-        draws = self.base.sample(key, shape + (self.k,), dtype)
-        return jnp.mean(draws, axis=-1)
+
+        def body(j, acc):
+            return acc + self.base.sample(jax.random.fold_in(key, j), shape, dtype)
+
+        k = jnp.asarray(self.k)
+        total = jax.lax.fori_loop(0, k, body, jnp.zeros(shape, dtype))
+        return (total / k.astype(dtype)).astype(dtype)
 
 
 def mean_of(error: Any, k: int) -> Distribution:
