@@ -25,6 +25,9 @@ survival functions) and the derivative in the shape parameter is forward-mode au
 through the fixed-length expansions; both are given through ``jax.custom_jvp`` with symbolic
 zeros, so a gradient in ``x`` alone never pays for the shape derivative.
 
+The public functions are ``jax.jit``-compiled (inlined when called under an outer ``jit``), so
+eager calls do not retrace the unrolled loops each time.
+
 Accuracy (float64, measured against mpmath at 40 digits): about ``1e-13`` relative or better
 for ``df <= 1e3`` and ``a <= 50`` over the whole real line, including values far below the
 float64 range of the function itself (``log Q(2, 1e6) ~ -1e6``); ``6e-11`` at ``df = 1e4``.
@@ -131,6 +134,7 @@ def _log_ndtr_jvp(primals, tangents):
     return val, mills * dx
 
 
+@jax.jit
 def log_ndtr(x) -> jax.Array:
     """Log of the standard normal distribution function, accurate on the whole real line.
 
@@ -199,7 +203,7 @@ def _log_gammaincc_impl(a, y):
     slope_s = -jnp.exp((a - 1.0) * jnp.log(y_s) - y_s - jsp.gammaln(a) - log_series)
     at0 = jnp.where(a > 1.0, 0.0, jnp.where(a < 1.0, -jnp.inf, -1.0))
     slope = jnp.where(use_cf, -1.0 / (y_cf * cf), jnp.where(pos, slope_s, at0))
-    slope = jnp.where(inf, 0.0, slope)
+    slope = jnp.where(inf, -1.0, slope)  # the limit y -> inf
     return val, slope
 
 
@@ -213,6 +217,7 @@ _log_gammaincc.defjvp(
     symbolic_zeros=True)
 
 
+@jax.jit
 def log_gammaincc(a, y) -> jax.Array:
     """Log of the regularised upper incomplete gamma function, in log space throughout.
 
@@ -235,6 +240,7 @@ def log_gammaincc(a, y) -> jax.Array:
 # --------------------------------------------------------------------------------------------
 # Student t
 # --------------------------------------------------------------------------------------------
+@jax.jit
 def log_gamma_ratio_half(a) -> jax.Array:
     """``log(Gamma(a + 1/2) / Gamma(a))`` without the cancellation of two large lgammas.
 
@@ -347,6 +353,7 @@ _t_log_sf.defjvp(
     symbolic_zeros=True)
 
 
+@jax.jit
 def t_log_sf(z, df) -> jax.Array:
     """Log survival function of the standard Student t, accurate far into both tails.
 
@@ -365,6 +372,7 @@ def t_log_sf(z, df) -> jax.Array:
     return _t_log_sf(z, df)
 
 
+@jax.jit
 def t_log1p_sq(z, df) -> jax.Array:
     """``log(1 + z^2 / df)`` without overflow of ``z^2`` and without cancellation.
 
@@ -380,6 +388,7 @@ def t_log1p_sq(z, df) -> jax.Array:
     return -log_x
 
 
+@jax.jit
 def t_log_pdf(z, df) -> jax.Array:
     """Log density of the standard Student t, finite for ``|z|`` up to the float maximum.
 
@@ -419,9 +428,10 @@ def _gennorm_log_sf_impl(z, p):
     lq, dlq_dy = _log_gammaincc_impl(a, y)
     half_q = jnp.where(pos, _LOG_HALF + lq, _LOG_HALF)  # log P(Z > |z|)
     val = jnp.where(upper, half_q, jnp.log1p(-jnp.exp(half_q)))
-    # d/dz log S = -f/S; far on the right it is dlogQ/dy * p t^(p-1) = dlogQ/dy * p y / t
+    # d/dz log S = -f/S; far on the right it is dlogQ/dy * p t^(p-1) (finite even where
+    # t^p overflows)
     far = upper & pos & (y > jnp.maximum(a + 1.0, 2.5))
-    slope = jnp.where(far, dlq_dy * p * (y / ts), -jnp.exp(_gennorm_log_pdf(z, p) - val))
+    slope = jnp.where(far, dlq_dy * p * ts ** (p - 1.0), -jnp.exp(_gennorm_log_pdf(z, p) - val))
     return val, slope
 
 
@@ -435,6 +445,7 @@ _gennorm_log_sf.defjvp(
     symbolic_zeros=True)
 
 
+@jax.jit
 def gennorm_log_sf(z, p) -> jax.Array:
     """Log survival function of the standard generalised normal.
 

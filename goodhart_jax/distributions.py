@@ -64,6 +64,7 @@ __all__ = [
 _LOG_2PI = math.log(2.0 * math.pi)
 _HALF_LOG_2PI = 0.5 * _LOG_2PI
 _LOG_2_OVER_SQRT_PI = math.log(2.0 / math.sqrt(math.pi))
+_LOG_2 = math.log(2.0)
 
 
 def _float_dtype(dtype=None):
@@ -165,6 +166,14 @@ class Distribution:
     @property
     def has_finite_mean(self) -> bool:
         return bool(jnp.all(jnp.isfinite(self.mean())))
+
+
+def _log1mexp(u):
+    """``log(1 - e^u)`` for ``u <= 0``, accurate at both ends (``-inf`` at ``u = 0``)."""
+    u = jnp.asarray(u)
+    far = u < -_LOG_2
+    return jnp.where(far, jnp.log1p(-jnp.exp(_safe(far, u, -1.0))),
+                     jnp.log(-jnp.expm1(_safe(far, -1.0, u))))
 
 
 def _abs_pow(z, p):
@@ -370,7 +379,7 @@ class Exponential(Distribution):
         x = jnp.asarray(x)
         pos = x > 0
         xs = _safe(pos, x, 1.0)
-        return jnp.where(pos, jnp.log(-jnp.expm1(-self.rate * xs)), -jnp.inf)
+        return jnp.where(pos, _log1mexp(-self.rate * xs), -jnp.inf)
 
     def mean(self):
         return 1.0 / jnp.asarray(self.rate, dtype=jnp.result_type(float))
@@ -494,7 +503,7 @@ class Pareto(Distribution):
         x = jnp.asarray(x)
         ok = x > self.scale
         xs = _safe(ok, x, 2.0 * self.scale)
-        return jnp.where(ok, jnp.log(-jnp.expm1(-self.alpha * self._log_ratio(xs))), -jnp.inf)
+        return jnp.where(ok, _log1mexp(-self.alpha * self._log_ratio(xs)), -jnp.inf)
 
     def mean(self):
         a = jnp.asarray(self.alpha, dtype=jnp.result_type(float))
@@ -538,36 +547,39 @@ class Levy(Distribution):
         self._set(scale=scale)
 
     def _y(self, x):
+        """``(x > 0, safe x, log y)`` with ``y = sqrt(scale / (2x))`` (in logs: no underflow
+        of ``scale / 2x`` and finite derivatives for every positive ``x``)."""
         x = jnp.asarray(x)
         pos = x > 0
         xs = _safe(pos, x, 1.0)
-        return pos, xs, jnp.sqrt(self.scale / (2.0 * xs))
+        return pos, xs, 0.5 * (jnp.log(self.scale) - jnp.log(2.0) - jnp.log(xs))
 
     def log_prob(self, x):
-        pos, xs, _ = self._y(x)
-        val = 0.5 * (jnp.log(self.scale) - _LOG_2PI) - 1.5 * jnp.log(xs) - self.scale / (2.0 * xs)
+        pos, xs, log_y = self._y(x)
+        # y^2 = scale / 2x; as exp(2 log y) where 1/x^2 would underflow in the derivative
+        ok = xs > 1e-150
+        y2 = jnp.where(ok, self.scale / (2.0 * _safe(ok, xs, 1.0)), jnp.exp(2.0 * log_y))
+        val = 0.5 * (jnp.log(self.scale) - _LOG_2PI) - 1.5 * jnp.log(xs) - y2
         return jnp.where(pos, val, -jnp.inf)
 
     def log_sf(self, x):
-        pos, xs, y = self._y(x)
-        huge = y > 27.0  # erfc(y) < 1e-318: log S = 0 to double precision
-        y = jnp.sqrt(self.scale / (2.0 * _safe(huge, self.scale, xs)))  # no inf * 0 in grads
-        # log y = (log scale - log 2 - log x) / 2 (y itself underflows once x > 1e300 scale)
-        log_y = 0.5 * (jnp.log(self.scale) - jnp.log(2.0) - jnp.log(xs))
+        pos, _, log_y = self._y(x)
         tiny = log_y < -40.0  # erf(y) = 2y/sqrt(pi) (1 - y^2/3 + ...), y^2 < 1e-34
-        small = y < 1.0
-        mid = ~small & ~huge
-        small = small & ~huge
-        val_small = jnp.log(jsp.erf(_safe(small & ~tiny, y, 0.5)))
-        val_mid = jnp.log1p(-jsp.erfc(_safe(mid, y, 1.0)))
-        val = jnp.where(huge, 0.0, jnp.where(small, val_small, val_mid))
-        val = jnp.where(tiny, _LOG_2_OVER_SQRT_PI + log_y, val)
+        huge = log_y > math.log(27.0)  # erfc(y) < 1e-318: log S = 0 to double precision
+        y = jnp.exp(_safe(tiny | huge, -0.5, log_y))
+        val = jnp.where(y < 1.0, jnp.log(jsp.erf(y)), jnp.log1p(-jsp.erfc(y)))
+        val = jnp.where(tiny, _LOG_2_OVER_SQRT_PI + log_y, jnp.where(huge, 0.0, val))
         return jnp.where(pos, val, 0.0)
 
     def log_cdf(self, x):
-        pos, _, y = self._y(x)
-        # P(X <= x) = erfc(y) = 2 Phi(-sqrt(2) y)
-        return jnp.where(pos, jnp.log(2.0) + _special.log_ndtr(-jnp.sqrt(2.0) * y), -jnp.inf)
+        pos, _, log_y = self._y(x)
+        # P(X <= x) = erfc(y) = 2 Phi(-sqrt(2) y); for small y, log1p(-erf(y)) keeps the
+        # relative accuracy of log F ~ -2y/sqrt(pi)
+        y = jnp.exp(log_y)
+        small = y < 0.5
+        near_one = jnp.log1p(-jsp.erf(_safe(small, y, 0.25)))
+        tail = jnp.log(2.0) + _special.log_ndtr(-jnp.sqrt(2.0) * _safe(small, 1.0, y))
+        return jnp.where(pos, jnp.where(small, near_one, tail), -jnp.inf)
 
     def mean(self):
         return jnp.full_like(jnp.asarray(self.scale, dtype=jnp.result_type(float)), jnp.inf)
