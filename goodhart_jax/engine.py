@@ -76,7 +76,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -494,10 +494,9 @@ def _canonical_float(dtype):
 # --- the streaming loop ------------------------------------------------------------------------
 
 class _Plan(NamedTuple):
-    num_samples: int
+    """The static part of a run (one compilation each); the sample count is traced."""
+
     chunk_size: int
-    n_chunks: int
-    last_valid: int
     per_device: int
     mesh: Mesh
     impl: Any
@@ -525,23 +524,24 @@ def _jitted_advance(options: tuple):
                    compiler_options=dict(options) or None)
 
 
-def _advance(chunk_fn, key_data, args, acc, start_round, num_rounds, plan: "_Plan"):
+def _advance(chunk_fn, key_data, args, acc, sched, plan: "_Plan"):
+    """Run the rounds ``sched = [start_round, num_rounds, n_chunks, last_valid]`` (int32)."""
     platform = plan.mesh.devices.flat[0].platform
     traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves((key_data, args, acc)))
     # compiler options are allowed on top-level jit only (not under an outer jit or vmap)
     options = tuple(sorted(CPU_COMPILER_OPTIONS.items())) if platform == "cpu" and not traced else ()
-    return _jitted_advance(options)(chunk_fn, key_data, args, acc, start_round, num_rounds,
-                                    plan=plan)
+    return _jitted_advance(options)(chunk_fn, key_data, args, acc, sched, plan=plan)
 
 
-def _advance_impl(chunk_fn, key_data, args, acc, start_round, num_rounds, plan: _Plan):
+def _advance_impl(chunk_fn, key_data, args, acc, sched, plan: _Plan):
     """Run rounds ``[start_round, start_round + num_rounds)`` and add them to ``acc``."""
     mesh = plan.mesh
     k = plan.per_device
     R = mesh.size * k
     C = plan.chunk_size
 
-    def body(key_data, args, acc, start_round, num_rounds):
+    def body(key_data, args, acc, sched):
+        start_round, num_rounds, n_chunks, last_valid = sched[0], sched[1], sched[2], sched[3]
         key = jax.random.wrap_key_data(key_data, impl=plan.impl)
         d = lax.axis_index(AXIS)
         arange = lax.iota(jnp.int32, C)
@@ -549,7 +549,7 @@ def _advance_impl(chunk_fn, key_data, args, acc, start_round, num_rounds, plan: 
         zeros = _zeros_like_tree(template)
 
         def compute(i):
-            valid = jnp.where(i == plan.n_chunks - 1, plan.last_valid, C)
+            valid = jnp.where(i == n_chunks - 1, last_valid, C)
             out = chunk_fn(jax.random.fold_in(key, i), arange < valid, *args)
             return jax.tree_util.tree_map(lambda o, s: jnp.asarray(o, s.dtype), out, template)
 
@@ -561,7 +561,7 @@ def _advance_impl(chunk_fn, key_data, args, acc, start_round, num_rounds, plan: 
 
             def one(j, buf):
                 i = base + j
-                stats = lax.cond(i < plan.n_chunks, compute, skip, i)
+                stats = lax.cond(i < n_chunks, compute, skip, i)
                 return jax.tree_util.tree_map(
                     lambda b, s: lax.dynamic_update_index_in_dim(b, s, j, 0), buf, stats)
 
@@ -582,7 +582,7 @@ def _advance_impl(chunk_fn, key_data, args, acc, start_round, num_rounds, plan: 
 
     spec = PartitionSpec()
     run = jax.shard_map(body, mesh=mesh, in_specs=spec, out_specs=spec, check_vma=False)
-    return run(key_data, args, acc, start_round, num_rounds)
+    return run(key_data, args, acc, sched)
 
 
 def _global(tree: PyTree, mesh: Mesh) -> PyTree:
@@ -678,8 +678,8 @@ def stream(chunk_fn: Callable[..., PyTree], key: jax.Array, *args: PyTree,
     key = _typed(key)
     impl = jax.random.key_impl(key)
     key_data = jax.random.key_data(key)
-    plan = _Plan(num_samples, chunk_size, n_chunks, num_samples - (n_chunks - 1) * chunk_size,
-                 k, mesh, impl)
+    plan = _Plan(chunk_size, k, mesh, impl)
+    counts = (n_chunks, num_samples - (n_chunks - 1) * chunk_size)
 
     template = jax.eval_shape(chunk_fn, key, jax.ShapeDtypeStruct((chunk_size,), jnp.bool_), *args)
     zeros = _zeros_like_tree(template)
@@ -689,20 +689,22 @@ def stream(chunk_fn: Callable[..., PyTree], key: jax.Array, *args: PyTree,
     concrete = not any(isinstance(x, jax.core.Tracer)
                        for x in jax.tree_util.tree_leaves((key_data, args)))
     if concrete and _progress.should_show(progress, num_samples):
-        acc = _run_with_progress(chunk_fn, key_data, args, acc, plan, n_rounds, per_round)
+        acc = _run_with_progress(chunk_fn, key_data, args, acc, plan, counts, num_samples,
+                                 n_rounds, per_round)
     else:
-        acc = _advance(chunk_fn, key_data, args, acc, _i32(0, mesh), _i32(n_rounds, mesh), plan)
+        acc = _advance(chunk_fn, key_data, args, acc, _sched(0, n_rounds, counts, mesh), plan)
     return jax.tree_util.tree_map(lambda s, c: s + c, acc.total, acc.compensation)
 
 
-def _i32(v: int, mesh: Mesh):
-    return _global(np.int32(v), mesh)
+def _sched(start: int, n: int, counts: tuple[int, int], mesh: Mesh):
+    return _global(np.array([start, n, *counts], np.int32), mesh)
 
 
 _CALL_SECONDS = 1.0
 
 
-def _run_with_progress(chunk_fn, key_data, args, acc, plan, n_rounds, per_round):
+def _run_with_progress(chunk_fn, key_data, args, acc, plan, counts, num_samples, n_rounds,
+                       per_round):
     """The same rounds as one call, a few at a time, with a bar between them.
 
     Calls are pipelined: call ``j + 1`` is dispatched (JAX dispatches asynchronously; it waits
@@ -711,7 +713,7 @@ def _run_with_progress(chunk_fn, key_data, args, acc, plan, n_rounds, per_round)
     a second each.
     """
     C = plan.chunk_size
-    bar = _progress.Progress(plan.num_samples)
+    bar = _progress.Progress(num_samples)
     dispatched = 0
     step = max(1, min(n_rounds, (1 << 24) // (per_round * C)))
     in_flight: list[tuple[Any, int, int]] = []  # (accumulator, rounds done when it is ready, n)
@@ -720,15 +722,15 @@ def _run_with_progress(chunk_fn, key_data, args, acc, plan, n_rounds, per_round)
         while dispatched < n_rounds or in_flight:
             if dispatched < n_rounds and len(in_flight) < 2:
                 n = min(step, n_rounds - dispatched)
-                acc = _advance(chunk_fn, key_data, args, acc, _i32(dispatched, plan.mesh),
-                               _i32(n, plan.mesh), plan)
+                acc = _advance(chunk_fn, key_data, args, acc,
+                               _sched(dispatched, n, counts, plan.mesh), plan)
                 dispatched += n
                 in_flight.append((acc, dispatched, n))
                 continue
             ready, done, n = in_flight.pop(0)
             jax.block_until_ready(ready)
             now = time.perf_counter()
-            bar.update(min(done * per_round * C, plan.num_samples))
+            bar.update(min(done * per_round * C, num_samples))
             step = max(1, int(n * min(4.0, _CALL_SECONDS / max(now - last, 1e-6))))
             last = now
     finally:
