@@ -366,7 +366,7 @@ def t_log_sf(z, df) -> jax.Array:
         df: degrees of freedom, ``df > 0``.
 
     Returns:
-        ``log P(T > z)`` (about ``-689.4`` at ``z = 1e100``, ``df = 3``).
+        ``log P(T > z)`` (about ``-690.68`` at ``z = 1e100``, ``df = 3``).
     """
     z, df = _promote(z, df)
     return _t_log_sf(z, df)

@@ -331,8 +331,11 @@ class GenNormal(_LocScale):
 
     @property
     def tail(self):
-        p = float(self.p)
-        return "light" if p > 1 else ("exponential" if p == 1 else "heavy")
+        p = jnp.asarray(self.p)  # concrete parameters only
+        for cls, cond in (("light", p > 1), ("exponential", p == 1), ("heavy", p < 1)):
+            if bool(jnp.all(cond)):
+                return cls
+        raise ValueError("gennorm: the p values of this batch fall in different tail classes")
 
     def _std_log_prob(self, z):
         p = self.p
@@ -373,7 +376,10 @@ class Exponential(Distribution):
         return jnp.where(x >= 0, jnp.log(self.rate) - self.rate * x, -jnp.inf)
 
     def log_sf(self, x):
-        return -self.rate * jnp.maximum(jnp.asarray(x), 0.0)
+        # d/dx = -rate from x = 0 on (the hazard), 0 to the left of the support
+        x = jnp.asarray(x)
+        pos = x >= 0
+        return jnp.where(pos, -self.rate * _safe(pos, x, 0.0), 0.0)
 
     def log_cdf(self, x):
         x = jnp.asarray(x)
