@@ -81,8 +81,11 @@ def theorem1(t: np.ndarray) -> dict:
         p_a = (1.0 - delta) * jnp.exp(log_p) + delta  # pi(A), A = {U > t}
         log_ratio_a = jnp.logaddexp(jnp.log1p(-delta), jnp.log(delta) - log_p)
         kl = p_a * log_ratio_a + (1.0 - p_a) * jnp.log1p(-delta)
-        out[name] = {"label": label, "spec": q.spec, "t": t, "delta": np.asarray(delta),
-                     "kl": np.asarray(kl), "mean": np.asarray(mean)}
+        # G(t) / S(t) is a difference of two logs of size -log S(t): beyond 1e10 float64 has
+        # fewer than six digits of it left, so those points are dropped (light tails only)
+        ok = np.asarray(-log_p) < 1e10
+        out[name] = {"label": label, "spec": q.spec, "t": t[ok], "delta": np.asarray(delta)[ok],
+                     "kl": np.asarray(kl)[ok], "mean": np.asarray(mean)[ok]}
     return out
 
 
@@ -144,7 +147,8 @@ def main(quick: bool, out: Path, seed: int, *, max_power: int = 8, pool_size: in
                            np.pad(rec["bon_pool"], (0, len(ns) - len(pool_ns)), constant_values=np.nan),
                            "bon_pool_se": rec["bon_pool_se"] if bon is None else
                            np.pad(rec["bon_pool_se"], (0, len(ns) - len(pool_ns)), constant_values=np.nan),
-                           "tilt_kl": rec["tilt_kl"], "tilt_value": rec["tilt_value"]})
+                           "tilt_kl": rec["tilt_kl"], "tilt_value": rec["tilt_value"],
+                           "tilt_ess": rec["tilt_ess"]})
         panels.append({"label": vlabel, "series": series})
     t = np.geomspace(3.0, 1e60, 400)
     th = theorem1(t)

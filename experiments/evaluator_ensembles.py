@@ -31,6 +31,12 @@ from goodhart_jax import results
 from goodhart_jax.pools import best_of_n_pool, sample_pool
 from goodhart_jax.selection import best_of_n_value, mean_of
 
+SHORT = {
+    "t3": "mean of k: variance 1/k, same tail index",
+    "lognormal": "mean of k: variance 1/k, still subexponential",
+    "cauchy": "mean of k iid Cauchy = the same Cauchy",
+    "levy": "mean of k iid Levy(c) = Levy(k c)",
+}
 NOTES = {
     "t3": "mean of k iid t(3): variance 1/k, same tail index 3: catastrophe pushed to larger n, "
           "not removed in the limit",
@@ -118,7 +124,8 @@ def main(quick: bool, out: Path, seed: int, *, ks: tuple = (1, 2, 4, 8, 16, 32, 
             curves.append({"k": k, "n": ns, "mean": m, "stderr": se})
             tcurves.append({"k": k, "t": t, "mean": tm, "stderr": tse})
         numbers["errors"][ename] = {"label": elabel, "note": NOTES[ename], "k": recs}
-        panels.append({"label": elabel, "note": NOTES[ename], "curves": curves, "threshold": tcurves})
+        panels.append({"label": elabel, "short_note": SHORT[ename], "curves": curves,
+                       "threshold": tcurves})
     from goodhart_jax.plots.pressure import ensembles_figure
 
     fig = ensembles_figure(panels, title="U = V + mean of k evaluators' errors, V ~ N(0, 1)")

@@ -37,7 +37,8 @@ def catastrophic_figure(panels: Sequence[Mapping], *, title: str = ""):
         panels: one dict per value distribution with ``label`` and ``series``: a list of dicts with
             ``label``, ``kl_bon``, ``bon`` (exact E[V], may be ``None``), ``bon_pool`` and
             ``bon_pool_se`` (pool estimates), ``tilt_kl`` and ``tilt_value`` (the tilted pool
-            policies), and an optional ``note``.
+            policies), optional ``tilt_ess`` (drawn dotted where below ``min_ess``, default
+            100: the pool has collapsed onto a few outcomes there).
         title: figure title.
 
     Returns:
@@ -59,9 +60,17 @@ def catastrophic_figure(panels: Sequence[Mapping], *, title: str = ""):
             elif s.get("bon_pool") is not None:
                 _band(ax_b, kl, s["bon_pool"], s["bon_pool_se"], c, label=f"{s['label']} (pool)",
                       marker="o", ms=3)
-            ax_t.plot(_a(s["tilt_kl"]), _a(s["tilt_value"]), color=c, label=s["label"])
+            tk, tv = _a(s["tilt_kl"]), _a(s["tilt_value"])
+            if s.get("tilt_ess") is not None:  # solid while the pool is not saturated
+                ok = _a(s["tilt_ess"]) >= s.get("min_ess", 100.0)
+                ax_t.plot(tk, tv, color=c, lw=0.8, ls=":")
+                ax_t.plot(np.where(ok, tk, np.nan), np.where(ok, tv, np.nan), color=c,
+                          label=s["label"])
+            else:
+                ax_t.plot(tk, tv, color=c, label=s["label"])
         ax_b.set_xlabel("KL_bon(n) = log n - (n-1)/n  [nats]   (n = 1, 4, 16, ...)")
-        ax_t.set_xlabel("KL(pi_beta || pi_0)  [nats]   (tilts softmax(u / beta) of a pool)")
+        ax_t.set_xlabel("KL(pi_beta || pi_0)  [nats]   (tilts softmax(u / beta) of a pool; "
+                        "dotted: ESS < 100)")
         for ax in (ax_b, ax_t):
             ax.set_ylabel("E[V]")
             ax.axhline(0.0, color="k", lw=0.6)
@@ -96,6 +105,7 @@ def theorem1_figure(series: Sequence[Mapping], *, title: str = ""):
             ax.plot(bk, bm, color=c, ls="--", lw=1, label=s.get("bound_label", "bound"))
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_ylim(bottom=1e-4)
     ax.set_xlabel("KL(pi || Q)  [nats]")
     ax.set_ylabel("E_pi[U]")
     ax.grid(alpha=0.3, which="both")
@@ -137,7 +147,7 @@ def overoptimization_figure(curves: Sequence[Mapping], *, title: str = ""):
                 form = "d(α - β log d)"
             ax.plot(dd, model, color=c, lw=1.5,
                     label=f"fit {form}: α={fit['alpha']:.3g}, β={fit['beta']:.3g}, d*={fit['peak_d']:.3g}")
-    for ax, t in zip(axes, ["best-of-n (exact)", "optax-tilted policies on a pool"]):
+    for ax, t in zip(axes, ["best-of-n", "optax-pushed policies on a pool"]):
         ax.set_xlabel("d = sqrt(KL)  [sqrt nats]")
         ax.set_ylabel("gold  E[V] - E_0[V]")
         ax.axhline(0.0, color="k", lw=0.6)
@@ -155,7 +165,9 @@ def optimal_pressure_figure(optima: Sequence[Mapping], *, title: str = ""):
 
     Args:
         optima: dicts with ``label``, ``measure``, ``grid``, ``grid_values``, ``pressure``,
-            ``value``, ``interior``, ``log_x`` (bool) and ``panel`` (index of the panel).
+            ``value``, ``interior``, ``log_x`` (bool), ``panel`` (index of the panel) and
+            optionally ``grid_pressure`` (where the grid's maximum over its valid range is; an
+            open circle when the optimum is not interior).
         title: figure title.
     """
     import matplotlib.pyplot as plt
@@ -172,8 +184,11 @@ def optimal_pressure_figure(optima: Sequence[Mapping], *, title: str = ""):
         if o["interior"]:
             ax.plot([o["pressure"]], [o["value"]], "*", color=c, ms=12)
         else:
-            ax.annotate("no interior optimum", xy=(g[np.nanargmax(v)], np.nanmax(v)), fontsize=7,
-                        color=c, xytext=(-90, -15), textcoords="offset points")
+            gp = o.get("grid_pressure", g[np.nanargmax(v)])
+            gv = v[np.nanargmin(np.abs(g - gp))]
+            ax.plot([gp], [gv], "o", mfc="none", color=c, ms=9)
+            ax.annotate("no interior optimum", xy=(gp, gv), fontsize=7, color=c,
+                        xytext=(5, 8), textcoords="offset points")
         if o.get("log_x"):
             ax.set_xscale("log")
         ax.set_xlabel(o["measure"])
@@ -190,7 +205,8 @@ def ensembles_figure(panels: Sequence[Mapping], *, title: str = ""):
     """Per error law: E[V] under best-of-n against n, one curve per ensemble size k.
 
     Args:
-        panels: dicts with ``label`` (the error law), ``note`` and ``curves``: dicts with
+        panels: dicts with ``label`` (the error law), optional ``short_note`` (a second title
+            line) and ``curves``: dicts with
             ``k``, ``n``, ``mean``, ``stderr``; optionally ``threshold`` curves with ``k``, ``t``,
             ``mean``, ``stderr`` (drawn in a second row).
         title: figure title.
@@ -209,13 +225,11 @@ def ensembles_figure(panels: Sequence[Mapping], *, title: str = ""):
         ax.set_xscale("log")
         ax.set_xlabel("n (best-of-n)")
         ax.set_ylabel("E[V]")
-        ax.set_title(p["label"], fontsize=10)
+        ax.set_title(p["label"] + (f"\n{p['short_note']}" if p.get("short_note") else ""),
+                     fontsize=9)
         ax.axhline(0.0, color="k", lw=0.6)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-        if p.get("note"):
-            ax.text(0.02, 0.02, p["note"], transform=ax.transAxes, fontsize=6.5, va="bottom",
-                    wrap=True)
         if has_t:
             ax2 = axes[1, j]
             for i, cv in enumerate(p.get("threshold", [])):
