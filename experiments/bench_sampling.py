@@ -201,7 +201,8 @@ def main(quick: bool = False) -> int:
     thr.update({f"{k}_pairs_per_cpu_s": v for k, v in rate_cpu.items()})
     thr.update(num_samples=num, estimator_over_ceiling=rate["estimator"] / rate["ceiling"],
                estimator_over_numpy=rate["estimator"] / rate["numpy"],
-               jax_sampler_over_jax_ceiling=rate["estimator_jax_sampler"] / rate["jax_normal_ceiling"],
+               jax_sampler_over_jax_ceiling=(rate["estimator_jax_sampler"]
+                                             / rate["jax_normal_ceiling"]),
                cpu_estimator_over_ceiling=rate_cpu["estimator"] / rate_cpu["ceiling"],
                cpu_estimator_over_numpy=rate_cpu["estimator"] / rate_cpu["numpy"])
     report["throughput"] = thr
@@ -235,8 +236,9 @@ def main(quick: bool = False) -> int:
                           "cpu_on_over_off": cpu["off"] / cpu["on"],
                           "bar_lines": sink.getvalue().count("\n")}
     p = report["progress"]
-    print(f"\n2. progress bar: off {p['off_pairs_per_s'] / 1e6:.1f}, on {p['on_pairs_per_s'] / 1e6:.1f} "
-          f"M pairs/s; on/off = {p['on_over_off']:.3f} wall, {p['cpu_on_over_off']:.3f} per CPU-s")
+    print(f"\n2. progress bar: off {p['off_pairs_per_s'] / 1e6:.1f}, "
+          f"on {p['on_pairs_per_s'] / 1e6:.1f} M pairs/s; on/off = {p['on_over_off']:.3f} wall, "
+          f"{p['cpu_on_over_off']:.3f} per CPU-s")
 
     # 3. draws of the families ------------------------------------------------------------
     n_fam = num if on_cpu else num // 8
@@ -292,20 +294,23 @@ def main(quick: bool = False) -> int:
 
     # 5. float64 ---------------------------------------------------------------------------
     n64 = num // 4
-    best = _interleaved({"f32": estimator(n=n64), "f64": estimator(n=n64, dtype=jnp.float64)}, rounds)
+    best = _interleaved({"f32": estimator(n=n64), "f64": estimator(n=n64, dtype=jnp.float64)},
+                        rounds)
     zero = jnp.zeros(1, jnp.uint32)
     reach = {
         "engine_float32": float(engine._box_muller(zero, None, zero, None, f32)[0][0]),
         "engine_float64": float(engine._box_muller(zero, zero, zero, zero, jnp.float64)[0][0]),
     }
     for name, dt in [("jax_float32", np.float32), ("jax_float64", np.float64)]:
-        reach[name] = -float(np.sqrt(2) * jax.lax.erf_inv(jnp.asarray(np.nextafter(dt(-1), dt(0)), dt)))
+        lowest = jnp.asarray(np.nextafter(dt(-1), dt(0)), dt)  # jax.random.normal's extreme u
+        reach[name] = -float(np.sqrt(2) * jax.lax.erf_inv(lowest))
     t_far = 7.0 * math.sqrt(2.0)  # 7 sd of U: beyond every float32 normal draw
     exact = float(gj.conditional_value(V, X, t_far))
     far = {"t": t_far, "exact": exact}
     n_far = 1 << 20
     for name, dt in [("float32", f32), ("float64", jnp.float64)]:
-        mc = gj.sample_conditional_value(key, V, X, t_far, num_samples=n_far, dtype=dt, progress=False)
+        mc = gj.sample_conditional_value(key, V, X, t_far, num_samples=n_far, dtype=dt,
+                                         progress=False)
         cmc = gj.sample_conditional_value(key, V, X, t_far, num_samples=n_far, dtype=dt,
                                           method="cmc", progress=False)
         far[name] = {"mc_accepted": float(mc.count), "cmc": float(cmc.mean),
@@ -315,7 +320,8 @@ def main(quick: bool = False) -> int:
     print(f"\n5. float64: estimator {n64 / best['f64'] / 1e6:.1f} M pairs/s "
           f"(float32 {n64 / best['f32'] / 1e6:.1f})")
     print("  largest |z| a normal sampler can draw (sd): "
-          f"engine {reach['engine_float32']:.2f} (float32) / {reach['engine_float64']:.2f} (float64); "
+          f"engine {reach['engine_float32']:.2f} (float32) / "
+          f"{reach['engine_float64']:.2f} (float64); "
           f"jax.random.normal {reach['jax_float32']:.2f} / {reach['jax_float64']:.2f}")
     print(f"  t = 7 sd of U (P(U >= t) = 1.3e-12): exact {exact:.6f}; "
           f"{n_far:.3g} draws: mc accepted {far['float32']['mc_accepted']:.0f} (float32), "

@@ -58,7 +58,8 @@ def _build_parser() -> _Parser:
         "GOODHART_JAX_COORDINATOR, GOODHART_JAX_NUM_PROCESSES, GOODHART_JAX_PROCESS_ID)")
     d.add_argument("--coordinator", metavar="HOST:PORT", default=None,
                    help="address of process 0, which listens there")
-    d.add_argument("--num-processes", type=int, metavar="N", default=None, help="number of processes")
+    d.add_argument("--num-processes", type=int, metavar="N", default=None,
+                   help="number of processes")
     d.add_argument("--process-id", type=int, metavar="I", default=None, help="this process, 0..N-1")
     d.add_argument("--distributed", action="store_true",
                    help="join a cluster JAX detects by itself (Slurm, Open MPI, ...)")

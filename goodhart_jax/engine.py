@@ -161,7 +161,8 @@ def _rotl(x, d: int):
     return (x << _U32(d)) | (x >> _U32(32 - d))
 
 
-def threefry2x32(k0: jax.Array, k1: jax.Array, x0: jax.Array, x1: jax.Array) -> tuple[jax.Array, jax.Array]:
+def threefry2x32(k0: jax.Array, k1: jax.Array, x0: jax.Array,
+                 x1: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The Threefry-2x32 block cipher with 20 rounds (Salmon et al. 2011), unrolled.
 
     The same function as JAX's ``threefry2x32`` primitive (bit for bit), written as plain
@@ -384,7 +385,8 @@ def _uniform_halves(key: jax.Array, h: int, dtype) -> tuple[jax.Array, jax.Array
 
 
 def uniform(key: jax.Array, n: int, dtype=None) -> jax.Array:
-    """``n`` uniform draws on ``(0, 1)`` from :func:`random_bits` (24 bits in float32, 53 in float64).
+    """``n`` uniform draws on ``(0, 1)`` from :func:`random_bits` (24 bits in float32, 53 in
+    float64).
 
     Math: ``u = (w + 1/2) 2^-24`` with ``w`` the top 24 bits of a word (float32); float64 joins
     two words into 53 bits.  Never 0 or 1.
@@ -527,9 +529,12 @@ def _jitted_advance(options: tuple):
 def _advance(chunk_fn, key_data, args, acc, sched, plan: "_Plan"):
     """Run the rounds ``sched = [start_round, num_rounds, n_chunks, last_valid]`` (int32)."""
     platform = plan.mesh.devices.flat[0].platform
-    traced = any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves((key_data, args, acc)))
+    leaves = jax.tree_util.tree_leaves((key_data, args, acc))
+    traced = any(isinstance(x, jax.core.Tracer) for x in leaves)
     # compiler options are allowed on top-level jit only (not under an outer jit or vmap)
-    options = tuple(sorted(CPU_COMPILER_OPTIONS.items())) if platform == "cpu" and not traced else ()
+    options = ()
+    if platform == "cpu" and not traced:
+        options = tuple(sorted(CPU_COMPILER_OPTIONS.items()))
     return _jitted_advance(options)(chunk_fn, key_data, args, acc, sched, plan=plan)
 
 
@@ -565,8 +570,8 @@ def _advance_impl(chunk_fn, key_data, args, acc, sched, plan: _Plan):
                 return jax.tree_util.tree_map(
                     lambda b, s: lax.dynamic_update_index_in_dim(b, s, j, 0), buf, stats)
 
-            local = lax.fori_loop(
-                0, k, one, jax.tree_util.tree_map(lambda s: jnp.zeros((k,) + s.shape, s.dtype), template))
+            empty = jax.tree_util.tree_map(lambda s: jnp.zeros((k,) + s.shape, s.dtype), template)
+            local = lax.fori_loop(0, k, one, empty)
             full = jax.tree_util.tree_map(
                 lambda s, l: lax.dynamic_update_slice_in_dim(
                     jnp.zeros((R,) + s.shape, s.dtype), l, d * k, 0), template, local)

@@ -63,7 +63,8 @@ def enabled() -> bool:
     """Whether progress bars may be shown (``set_enabled`` and ``GOODHART_JAX_PROGRESS``)."""
     if _ENABLED is not None:
         return _ENABLED
-    return os.environ.get("GOODHART_JAX_PROGRESS", "1").strip().lower() not in ("0", "false", "no", "off")
+    value = os.environ.get("GOODHART_JAX_PROGRESS", "1").strip().lower()
+    return value not in ("0", "false", "no", "off")
 
 
 def should_show(progress: bool | None, num_samples: int, stream: TextIO | None = None) -> bool:

@@ -14,12 +14,13 @@ its distribution's own ``sample`` (``jax.random``).
 
 Reach (``mc``): a draw cannot exceed what its sampler can produce.  Engine normals stop at
 ``|z| = 6.76`` in float32 and ``9.49`` in float64 (``jax.random.normal``, with
-``sampler="jax"``: about 5.3 and 8.2 — 5.22/5.42 and 8.16/8.29 above/below); in practice ``mc`` runs out of accepted draws long
-before (``P(U >= t)`` must be well above ``1 / num_samples``).  Beyond that use ``cmc`` (it
-integrates the tail of the lighter variable exactly) or the exact
-:func:`~goodhart_jax.conditioning.conditional_value` / :func:`~goodhart_jax.conditioning.log_tail_prob`,
-which reach ``P(U >= t) ~ 1e-300``.  Float64 (``jax.config.update("jax_enable_x64", True)``,
-or ``--x64`` on the command line) is the default dtype once enabled.
+``sampler="jax"``: about 5.3 and 8.2 — 5.22/5.42 and 8.16/8.29 above/below); in practice
+``mc`` runs out of accepted draws long before (``P(U >= t)`` must be well above
+``1 / num_samples``).  Beyond that use ``cmc`` (it integrates the tail of the lighter
+variable exactly) or the exact :func:`~goodhart_jax.conditioning.conditional_value` /
+:func:`~goodhart_jax.conditioning.log_tail_prob`, which reach ``P(U >= t) ~ 1e-300``.
+Float64 (``jax.config.update("jax_enable_x64", True)``, or ``--x64`` on the command line) is
+the default dtype once enabled.
 """
 
 from __future__ import annotations

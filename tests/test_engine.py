@@ -135,7 +135,8 @@ def _moments(key, mask, loc):
 
 
 def _hexes(tree):
-    return [float(x).hex() for x in jax.tree_util.tree_leaves(jax.tree_util.tree_map(np.asarray, tree))]
+    leaves = jax.tree_util.tree_leaves(jax.tree_util.tree_map(np.asarray, tree))
+    return [float(x).hex() for x in leaves]
 
 
 def test_stream_counts_and_order_independence():

@@ -53,7 +53,8 @@ def _free_port() -> int:
 
 def _env(**extra) -> dict:
     env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_NUM_CPU_DEVICES="1", **extra)
-    for name in ("XLA_FLAGS", engine.ENV_COORDINATOR, engine.ENV_NUM_PROCESSES, engine.ENV_PROCESS_ID):
+    for name in ("XLA_FLAGS", engine.ENV_COORDINATOR, engine.ENV_NUM_PROCESSES,
+                 engine.ENV_PROCESS_ID):
         env.pop(name, None)
     env.update(extra)
     return env
@@ -102,8 +103,9 @@ def test_two_processes_give_the_one_process_estimate():
 
 def test_cli_distributed_flags_join_two_processes():
     coord = f"127.0.0.1:{_free_port()}"
-    procs = [_start([sys.executable, "-m", "goodhart_jax.cli", "--no-progress", "--coordinator", coord,
-                     "--num-processes", "2", "--process-id", str(i), "list"], _env())
+    procs = [_start([sys.executable, "-m", "goodhart_jax.cli", "--no-progress",
+                     "--coordinator", coord, "--num-processes", "2", "--process-id", str(i),
+                     "list"], _env())
              for i in (0, 1)]
     for rc, out, err in _finish(procs):
         assert rc == 0, err[-3000:]
