@@ -79,6 +79,7 @@ def _float32_rows(rows):
 F32 = [(p, _float32_rows(r)) for p, r in CASES if _float32_rows(r)]
 
 
+@pytest.mark.slow  # one more compilation per pairing; float32 is also checked in test_conditioning
 @pytest.mark.parametrize("pair,rows", F32, ids=[f"{v}|{x}" for (v, x), _ in F32])
 def test_tail_float32(pair, rows):
     value, error = pair
