@@ -301,8 +301,9 @@ __all__ += [
 class OveroptimizationFit(NamedTuple):
     """A least-squares fit of a Gao et al. (2022) gold-reward curve.
 
+    ``fit[0], fit[1]`` are ``alpha, beta`` (DESIGN.md: ``fit_overoptimization -> (alpha, beta)``).
+
     Attributes:
-        form: ``"bon"`` (``R(d) = d (alpha - beta d)``) or ``"rl"`` (``R(d) = d (alpha - beta log d)``).
         alpha, beta: the coefficients.
         alpha_stderr, beta_stderr: their standard errors (``sigma^2 (A^T A)^-1``, ``sigma^2`` the
             residual variance on ``m - 2`` degrees of freedom; ``nan`` with two points; scaled
@@ -311,9 +312,9 @@ class OveroptimizationFit(NamedTuple):
             ``exp(alpha / beta - 1)`` (rl); ``inf`` when ``beta <= 0`` (no overoptimisation).
         peak_gold: ``R(peak_d)``: ``alpha^2 / (4 beta)`` (bon), ``beta peak_d`` (rl).
         rms: root-mean-square residual.
+        form: ``"bon"`` (``R(d) = d (alpha - beta d)``) or ``"rl"`` (``R(d) = d (alpha - beta log d)``).
     """
 
-    form: str
     alpha: Array
     beta: Array
     alpha_stderr: Array
@@ -321,6 +322,7 @@ class OveroptimizationFit(NamedTuple):
     peak_d: Array
     peak_gold: Array
     rms: Array
+    form: str
 
 
 def _fit(d, gold, w, form):
@@ -400,7 +402,7 @@ def fit_overoptimization(d, gold, form: str = "bon", *, weights=None) -> Overopt
     else:
         check_param("weights", weights, lo=0.0, lo_open=True, owner="fit_overoptimization")
         w = _np.broadcast_to(_np.asarray(weights, dtype=_np.float64), d.shape)
-    return OveroptimizationFit(form, *(jnp.asarray(v) for v in _fit(d, gold, w, form)))
+    return OveroptimizationFit(*(jnp.asarray(v) for v in _fit(d, gold, w, form)), form=form)
 
 
 class PressureOptimum(NamedTuple):

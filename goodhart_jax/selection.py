@@ -247,7 +247,14 @@ def _combine(n, nodes: _OuterNodes):
     top = jnp.where(jnp.isfinite(top), top, 0.0)
     wts = jnp.exp(lom - top)
     total = jnp.sum(wts, axis=-1)
-    return jnp.sum(wts * nodes.excess, axis=-1) / total, jnp.log(total) + top[..., 0]
+    # Far-out nodes can carry no weight (underflow) and an excess that overflowed (inf - inf:
+    # E[V | U = u] ~ u for heavy-tailed V); they are left out.  A non-finite excess at a node
+    # that does carry weight makes the result NaN (never silently dropped).
+    finite = jnp.isfinite(nodes.excess)
+    excess = jnp.where(finite, nodes.excess, 0.0)
+    delta = jnp.sum(jnp.where(wts > 0, wts * excess, 0.0), axis=-1) / total
+    broken = jnp.any(~finite & (wts > 0), axis=-1)
+    return jnp.where(broken, jnp.nan, delta), jnp.log(total) + top[..., 0]
 
 
 def _per_n(value, error, n):
