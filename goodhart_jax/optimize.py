@@ -636,7 +636,10 @@ def _tilt_search(pool, lower, init, learning_rate, steps, newton_steps):
 
     tr = Transform(forward=lambda t: lower * (1.0 + jnp.exp(t)),
                    inverse=lambda p: jnp.log(p / lower - 1.0))
-    return maximize(lambda b: _stats(pool.proxy / b, pool).value, init, transform=tr,
+    from goodhart_jax.pools import _centred
+
+    u0 = _centred(pool.proxy)
+    return maximize(lambda b: _stats(u0 / b, pool).value, init, transform=tr,
                     steps=steps, learning_rate=learning_rate, newton_steps=newton_steps,
                     record=False)
 
@@ -715,7 +718,10 @@ def _stopping_search(pool, lr, upper, init, learning_rate, steps, newton_steps):
 
     tr = Transform(forward=lambda t: upper * jax.nn.sigmoid(t),
                    inverse=lambda p: jnp.log(p / (upper - p)))
-    return maximize(lambda k: _stats(k * lr * pool.proxy, pool).value, init, transform=tr,
+    from goodhart_jax.pools import _centred
+
+    u0 = _centred(pool.proxy)
+    return maximize(lambda k: _stats(k * lr * u0, pool).value, init, transform=tr,
                     steps=steps, learning_rate=learning_rate, newton_steps=newton_steps,
                     record=False)
 

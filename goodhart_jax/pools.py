@@ -178,12 +178,24 @@ def tilted_logits(pool: Pool, beta) -> Array:
     Math: ``argmax_pi E_pi[U] - beta KL(pi || pi0) = softmax(u / beta)`` (``beta > 0``).
     """
     check_param("beta", beta, lo=0.0, lo_open=True, owner="tilted_logits")
-    return pool.proxy / beta
+    return _centred(pool.proxy) / beta
+
+
+def _centred(u):
+    """``u - max u``: tilt logits ``(u - max u) / beta`` have their largest entry exactly 0.
+
+    With ``u / beta`` itself the logits can be ~1e13 (Lévy errors, small beta), where one
+    float32 ulp is ~1e6: two roundings of the same logit (XLA may compute ``u / beta`` once
+    for the log-sum-exp and again, as ``u * (1/beta)``, for the weights) then differ by
+    millions and every weight underflows.  Centred logits are exact at the top.
+    """
+    return u - jax.lax.stop_gradient(jnp.max(u))
 
 
 @jax.jit
 def _tilt_map(pool, betas):
-    return jax.lax.map(lambda b: _stats(pool.proxy / b, pool), betas)
+    u0 = _centred(pool.proxy)
+    return jax.lax.map(lambda b: _stats(u0 / b, pool), betas)
 
 
 def tilted_stats(pool: Pool, beta) -> PolicyStats:

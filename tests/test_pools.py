@@ -137,3 +137,14 @@ def test_validation():
         best_of_n_pool(pool, 5, num_batches=16)  # 64 / 16 = 4 < 5
     with pytest.raises(ValueError, match="size"):
         sample_pool(jax.random.key(0), Normal(), Normal(), 0)
+
+
+def test_float32_tilts_of_huge_proxies_stay_exact_at_the_top():
+    """Lévy errors put proxies near 1e10: u / beta ~ 1e13, where a float32 ulp is ~1e6."""
+    from goodhart_jax.distributions import Levy
+
+    pool = sample_pool(jax.random.key(0), Normal(0.0, 2.0), Levy(1.0), 1 << 12, dtype=jnp.float32)
+    st = tilted_stats(pool, np.array([1e-3, 1.0]))
+    i = int(np.argmax(np.asarray(pool.proxy)))  # the greedy limit: all weight on the best proxy
+    np.testing.assert_allclose(np.asarray(st.value), float(pool.value[i]), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(st.ess), 1.0, rtol=1e-6)
