@@ -1,4 +1,3 @@
-#!/usr/bin/env python
 """Independent high-precision reference table for goodhart_jax conditioning quantities.
 
 Model: V (value) and X (error) independent, U = V + X.
@@ -32,6 +31,7 @@ Run:  python tests/reference/make_conditioning.py   (resumes from $CONDITIONING_
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import math
 import os
@@ -47,14 +47,15 @@ OUT_JSON = os.path.join(HERE, "conditioning.json")
 # resumable cache of finished thresholds/cases (outside the repository by default)
 CACHE = os.environ.get("CONDITIONING_CACHE", "/tmp/goodhart_conditioning_cache.jsonl")
 
-BASE_DPS = 20          # primary computation
-CHECK_DPS = 28         # cross-check computation (different cut, grid ratio and representation)
-ROOT_DPS = 15          # threshold search
-CHECK_RATIO = 3        # geometric grid ratio of the cross-check (primary: 2)
-DIRECT_CHECK_AT = ("1e-6", "t=2", "t=50")   # where the direct (cancelling) form is also run
+BASE_DPS = 20  # primary computation
+CHECK_DPS = 28  # cross-check computation (different cut, grid ratio and representation)
+ROOT_DPS = 15  # threshold search
+CHECK_RATIO = 3  # geometric grid ratio of the cross-check (primary: 2)
+DIRECT_CHECK_AT = ("1e-6", "t=2", "t=50")  # where the direct (cancelling) form is also run
 
 INF = mp.inf
 NINF = mp.ninf
+HALF = mpf("0.5")  # exact in binary at every precision
 
 
 # ----------------------------------------------------------------------------------------------
@@ -131,7 +132,7 @@ def upper_gamma(a, y, regularized=False):
         for k in range(1, n):
             term *= y / k
             s += term
-        r = exp_neg(y) * s          # = Gamma(n, y) / (n-1)!
+        r = exp_neg(y) * s  # = Gamma(n, y) / (n-1)!
         return r if regularized else r * mp.factorial(n - 1)
     if y > EXP_CUTOFF:
         return mpf(0)
@@ -165,7 +166,9 @@ class Dist:
 
     def tconst(self):
         nu = self.p("df")
-        return self.const("tc", lambda: mp.gamma((nu + 1) / 2) / (mp.sqrt(nu * mp.pi) * mp.gamma(nu / 2)))
+        return self.const(
+            "tc", lambda: mp.gamma((nu + 1) / 2) / (mp.sqrt(nu * mp.pi) * mp.gamma(nu / 2))
+        )
 
     # --- support and geometry -------------------------------------------------------------
     def lo(self):
@@ -200,7 +203,7 @@ class Dist:
         if n == "exponential":
             return mpf(0)
         if n == "lognormal":
-            return self.p("loc") + mp.exp(-self.p("sigma") ** 2)
+            return self.p("loc") + mp.exp(-(self.p("sigma") ** 2))
         if n == "pareto":
             return self.p("scale")
         if n == "levy":
@@ -234,7 +237,7 @@ class Dist:
         if n == "gennorm":
             p, s = self.p("p"), self.p("scale")
             z = abs(x - self.p("loc")) / s
-            return self.const("gc", lambda: p / (2 * mp.gamma(1 / p))) * exp_neg(z ** p) / s
+            return self.const("gc", lambda: p / (2 * mp.gamma(1 / p))) * exp_neg(z**p) / s
         if n == "exponential":
             lam = self.p("rate")
             return lam * exp_neg(lam * x) if x >= 0 else mpf(0)
@@ -247,7 +250,7 @@ class Dist:
             return mp.exp(-ly * ly / (2 * sig * sig)) / (y * sig * mp.sqrt(2 * mp.pi))
         if n == "pareto":
             a, s = self.p("alpha"), self.p("scale")
-            return a * s ** a * x ** (-a - 1) if x >= s else mpf(0)
+            return a * s**a * x ** (-a - 1) if x >= s else mpf(0)
         if n == "levy":
             s = self.p("scale")
             if x <= 0:
@@ -337,7 +340,9 @@ class Dist:
         if n == "gennorm":
             p, s = self.p("p"), self.p("scale")
             z = abs(v - self.p("loc")) / s
-            return s * upper_gamma(2 / p, z ** p) * self.const("gh", lambda: 1 / (2 * mp.gamma(1 / p)))
+            return (
+                s * upper_gamma(2 / p, z**p) * self.const("gh", lambda: 1 / (2 * mp.gamma(1 / p)))
+            )
         if n == "exponential":
             return v * exp_neg(self.p("rate") * v) if v > 0 else mpf(0)
         if n == "lognormal":
@@ -347,9 +352,9 @@ class Dist:
                 return mpf(0)
             z = mp.log(y) / sig
             r2 = mp.sqrt(2)
-            if z < 0:   # Phi(z) - Phi(z - sig), both lower tails
+            if z < 0:  # Phi(z) - Phi(z - sig), both lower tails
                 d = (mp.erfc(-z / r2) - mp.erfc(-(z - sig) / r2)) / 2
-            else:       # Phic(z - sig) - Phic(z)
+            else:  # Phic(z - sig) - Phic(z)
                 d = (mp.erfc((z - sig) / r2) - mp.erfc(z / r2)) / 2
             return mp.exp(sig * sig / 2) * d
         if n == "pareto":
@@ -362,6 +367,7 @@ class Dist:
 # convolution-type integrals  int A(a) B(t - a) da  with explicit breakpoints
 # ----------------------------------------------------------------------------------------------
 
+
 class Stats:
     evals = 0
     intervals = 0
@@ -370,11 +376,10 @@ class Stats:
 def feature_grid(features, lo, hi, ratio, far_ratio_exp=4, far_after=40, neg_extent=None):
     """Geometric grid points c +- s*ratio^k inside (lo, hi)."""
     pts = []
-    lr = math.log(float(ratio))
-    for (c, s, two, kmin) in features:
+    for c, s, two, kmin in features:
         if lo < c < hi:
             pts.append(c)
-        for sign in ((1, -1) if two else (1,)):
+        for sign in (1, -1) if two else (1,):
             k = kmin
             while True:
                 if k <= far_after:
@@ -464,6 +469,7 @@ def part_integral(F, lo, hi, own_feats, other_pts, t_img, ratio, dps, label=""):
     pts = clean
 
     with mp.workdps(max(20, dps // 2)):
+
         def mid(a, b):
             if a > 0 and b > 4 * a:
                 return mp.sqrt(a * b)
@@ -495,9 +501,13 @@ def part_integral(F, lo, hi, own_feats, other_pts, t_img, ratio, dps, label=""):
         cands = []
         for j in range(1, len(seq) - 1):
             v = seq[j][1]
-            if (v > 0 and v >= seq[j - 1][1] and v >= seq[j + 1][1]
-                    and v > (1 + mpf(10) ** -4) * min(seq[j - 1][1], seq[j + 1][1])
-                    and v > vmax * mpf(10) ** (-(dps + 10))):
+            if (
+                v > 0
+                and v >= seq[j - 1][1]
+                and v >= seq[j + 1][1]
+                and v > (1 + mpf(10) ** -4) * min(seq[j - 1][1], seq[j + 1][1])
+                and v > vmax * mpf(10) ** (-(dps + 10))
+            ):
                 cands.append((v, j))
         cands.sort(reverse=True)
         for v, j in cands[:6]:
@@ -508,7 +518,7 @@ def part_integral(F, lo, hi, own_feats, other_pts, t_img, ratio, dps, label=""):
                 if lp == NINF:
                     continue
                 # width: largest h (halving from the bracket size) with a drop of < 2 on both sides
-                h = (b - a)
+                h = b - a
                 w = None
                 for _ in range(200):
                     l1 = _log(safeF(pk + h)) if pk + h < b else NINF
@@ -572,7 +582,7 @@ def part_integral(F, lo, hi, own_feats, other_pts, t_img, ratio, dps, label=""):
         if a0 < 0:
             # v = a0 * e^w: algebraic tails |v|^-p become e^{-(p-1) w} (mpmath's own map to
             # infinity is inaccurate for slow algebraic decay)
-            ws = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048]   # e^{-(p-1) 2048} is nil
+            ws = [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048]  # e^{-(p-1) 2048} is nil
             aa = abs(a0)
             v, e = mp.quad(lambda w: Fs(a0 * mp.exp(w)) * mp.exp(w) * aa, ws, error=True)
         else:
@@ -592,8 +602,12 @@ def conv(A, Alo, Afeat, B, Blo, Bfeat, t, cut, ratio, dps, which="both"):
     b_hi = t - cut
     # feature grids of both variables (for mutual images)
     A_span = abs(t) + abs(cut) + 10
-    Agrid = feature_grid(Afeat, Alo if Alo != NINF else -4 * A_span, 4 * A_span, ratio, neg_extent=4 * A_span)
-    Bgrid = feature_grid(Bfeat, Blo if Blo != NINF else -4 * A_span, 4 * A_span, ratio, neg_extent=4 * A_span)
+    Agrid = feature_grid(
+        Afeat, Alo if Alo != NINF else -4 * A_span, 4 * A_span, ratio, neg_extent=4 * A_span
+    )
+    Bgrid = feature_grid(
+        Bfeat, Blo if Blo != NINF else -4 * A_span, 4 * A_span, ratio, neg_extent=4 * A_span
+    )
     Agrid += [f[0] for f in Afeat]
     Bgrid += [f[0] for f in Bfeat]
     if Alo != NINF:
@@ -619,51 +633,112 @@ def conv(A, Alo, Afeat, B, Blo, Bfeat, t, cut, ratio, dps, which="both"):
 # the quantities
 # ----------------------------------------------------------------------------------------------
 
+
 def default_cut(V, X, t, frac):
     cV = V.features()[0][0]
     cX = X.features()[0][0]
     return cV + (t - cX - cV) * frac
 
 
-def tail_P(V, X, t, dps, rep="v", frac=mpf("0.5"), ratio=2):
+def tail_P(V, X, t, dps, rep="v", frac=HALF, ratio=2):
     """P(U >= t): rep 'v' = int f_V S_X(t-v) dv, rep 'x' = int f_X S_V(t-x) dx."""
     with mp.workdps(dps):
         t = mpf(t)
         if rep == "v":
-            return conv(V.pdf, V.lo(), V.features(), X.sf, NINF, X.features(), t,
-                        default_cut(V, X, t, frac), ratio, dps)
-        return conv(X.pdf, X.lo(), X.features(), V.sf, NINF, V.features(), t,
-                    default_cut(X, V, t, 1 - frac), ratio, dps)
+            return conv(
+                V.pdf,
+                V.lo(),
+                V.features(),
+                X.sf,
+                NINF,
+                X.features(),
+                t,
+                default_cut(V, X, t, frac),
+                ratio,
+                dps,
+            )
+        return conv(
+            X.pdf,
+            X.lo(),
+            X.features(),
+            V.sf,
+            NINF,
+            V.features(),
+            t,
+            default_cut(X, V, t, 1 - frac),
+            ratio,
+            dps,
+        )
 
 
-def tail_D(V, X, t, dps, rep="v", frac=mpf("0.5"), ratio=2):
+def tail_D(V, X, t, dps, rep="v", frac=HALF, ratio=2):
     """int H(v) f_X(t - v) dv = P(t) (E[V | U >= t] - E[V])."""
     with mp.workdps(dps):
         t = mpf(t)
         Vlo = V.lo()
         if rep == "v":
-            return conv(V.H, Vlo, V.features(), X.pdf, X.lo(), X.features(), t,
-                        default_cut(V, X, t, frac), ratio, dps)
-        return conv(X.pdf, X.lo(), X.features(), V.H, Vlo, V.features(), t,
-                    default_cut(X, V, t, 1 - frac), ratio, dps)
+            return conv(
+                V.H,
+                Vlo,
+                V.features(),
+                X.pdf,
+                X.lo(),
+                X.features(),
+                t,
+                default_cut(V, X, t, frac),
+                ratio,
+                dps,
+            )
+        return conv(
+            X.pdf,
+            X.lo(),
+            X.features(),
+            V.H,
+            Vlo,
+            V.features(),
+            t,
+            default_cut(X, V, t, 1 - frac),
+            ratio,
+            dps,
+        )
 
 
-def tail_direct_num(V, X, t, dps, frac=mpf("0.5"), ratio=2):
+def tail_direct_num(V, X, t, dps, frac=HALF, ratio=2):
     """int v f_V(v) S_X(t - v) dv (direct form, cancels; needs dps >> log10 t)."""
     with mp.workdps(dps):
         t = mpf(t)
-        return conv(lambda v: v * V.pdf(v), V.lo(), V.features(), X.sf, NINF, X.features(), t,
-                    default_cut(V, X, t, frac), ratio, dps)
+        return conv(
+            lambda v: v * V.pdf(v),
+            V.lo(),
+            V.features(),
+            X.sf,
+            NINF,
+            X.features(),
+            t,
+            default_cut(V, X, t, frac),
+            ratio,
+            dps,
+        )
 
 
-def density_U(V, X, u, dps, frac=mpf("0.5"), ratio=2):
+def density_U(V, X, u, dps, frac=HALF, ratio=2):
     with mp.workdps(dps):
         u = mpf(u)
-        return conv(V.pdf, V.lo(), V.features(), X.pdf, X.lo(), X.features(), u,
-                    default_cut(V, X, u, frac), ratio, dps)
+        return conv(
+            V.pdf,
+            V.lo(),
+            V.features(),
+            X.pdf,
+            X.lo(),
+            X.features(),
+            u,
+            default_cut(V, X, u, frac),
+            ratio,
+            dps,
+        )
 
 
-def given_num(V, X, u, dps, frac=mpf("0.5"), ratio=2, force_direct=False):
+def given_num(V, X, u, dps, frac=HALF, ratio=2, force_direct=False):
     """N(u) = int (v - mu) f_V(v) f_X(u - v) dv; returns (N, err, method)."""
     with mp.workdps(dps):
         u = mpf(u)
@@ -674,15 +749,39 @@ def given_num(V, X, u, dps, frac=mpf("0.5"), ratio=2, force_direct=False):
         scale = V.features()[0][1] + X.features()[0][1]
         g_direct = lambda v: (v - mu) * V.pdf(v)
         if force_direct or gap <= 8 * scale:
-            N, e = conv(g_direct, V.lo(), V.features(), X.pdf, X.lo(), X.features(), u,
-                        default_cut(V, X, u, frac), ratio, dps)
+            N, e = conv(
+                g_direct,
+                V.lo(),
+                V.features(),
+                X.pdf,
+                X.lo(),
+                X.features(),
+                u,
+                default_cut(V, X, u, frac),
+                ratio,
+                dps,
+            )
             return N, e, "direct"
         c = cV + gap * frac
         mdpdf = lambda x: -X.dpdf(x)
         # piece 1: int_{-inf}^{c} H(v) (-f_X'(u - v)) dv  (left part of conv with cut c)
-        N1, e1 = conv(V.H, V.lo(), V.features(), mdpdf, X.lo(), X.features(), u, c, ratio, dps, which="left")
+        N1, e1 = conv(
+            V.H, V.lo(), V.features(), mdpdf, X.lo(), X.features(), u, c, ratio, dps, which="left"
+        )
         # piece 3: int_{c}^{inf} (v - mu) f_V(v) f_X(u - v) dv  (right part, in x = u - v)
-        N3, e3 = conv(g_direct, V.lo(), V.features(), X.pdf, X.lo(), X.features(), u, c, ratio, dps, which="right")
+        N3, e3 = conv(
+            g_direct,
+            V.lo(),
+            V.features(),
+            X.pdf,
+            X.lo(),
+            X.features(),
+            u,
+            c,
+            ratio,
+            dps,
+            which="right",
+        )
         bnd = V.H(c) * X.pdf(u - c)
         return N1 - bnd + N3, e1 + e3, "split"
 
@@ -691,25 +790,28 @@ def given_num(V, X, u, dps, frac=mpf("0.5"), ratio=2, force_direct=False):
 # closed forms for validation
 # ----------------------------------------------------------------------------------------------
 
+
 def Phic(z):
     return mp.erfc(z / mp.sqrt(2)) / 2
 
 
 def closed_normal_normal(sV, sX, t):
-    sU = mp.sqrt(sV ** 2 + sX ** 2)
+    sU = mp.sqrt(sV**2 + sX**2)
     a = t / sU
     P = Phic(a)
-    E = sV ** 2 / sU * mp.npdf(a) / P
+    E = sV**2 / sU * mp.npdf(a) / P
     return P, E
 
 
 def closed_normal_exp(lam, t):
     """V ~ N(0,1), X ~ Exp(lam)."""
     # P = Phic(t) + int_{-inf}^t phi(v) e^{-lam (t - v)} dv = Phic(t) + e^{-lam t + lam^2/2} Phi(t - lam)
-    P = Phic(t) + mp.exp(-lam * t + lam ** 2 / 2) * (1 - Phic(t - lam))
+    P = Phic(t) + mp.exp(-lam * t + lam**2 / 2) * (1 - Phic(t - lam))
     # E[V; U >= t] = phi(t) + e^{-lam t + lam^2/2} int_{-inf}^t v phi(v - lam) dv
     #             = phi(t) + e^{-lam t + lam^2/2} (lam Phi(t - lam) - phi(t - lam))
-    num = mp.npdf(t) + mp.exp(-lam * t + lam ** 2 / 2) * (lam * (1 - Phic(t - lam)) - mp.npdf(t - lam))
+    num = mp.npdf(t) + mp.exp(-lam * t + lam**2 / 2) * (
+        lam * (1 - Phic(t - lam)) - mp.npdf(t - lam)
+    )
     return P, num / P
 
 
@@ -731,7 +833,7 @@ def closed_given(V, X, u):
     vs, xs = V.spec, X.spec
     if V.name == "normal" and X.name == "normal":
         sv, sx = V.p("scale"), X.p("scale")
-        return u * sv ** 2 / (sv ** 2 + sx ** 2)
+        return u * sv**2 / (sv**2 + sx**2)
     if vs == xs or (V.name == X.name == "gennorm" and V.params == X.params):
         return u / 2
     if V.name == "exponential" and X.name == "exponential" and V.params == X.params:
@@ -747,10 +849,23 @@ def closed_given(V, X, u):
 # the table
 # ----------------------------------------------------------------------------------------------
 
-VALUES = ["normal(0, 1)", "student_t(df=3)", "gennorm(p=0.5)", "exponential(rate=1)",
-          "lognormal(sigma=0.5)", "pareto(alpha=2.5)"]
-ERRORS = ["normal(0, 2)", "student_t(df=3)", "gennorm(p=0.7, scale=0.5)", "exponential(rate=0.5)",
-          "lognormal(sigma=1)", "pareto(alpha=1.5)", "levy(scale=1)"]
+VALUES = [
+    "normal(0, 1)",
+    "student_t(df=3)",
+    "gennorm(p=0.5)",
+    "exponential(rate=1)",
+    "lognormal(sigma=0.5)",
+    "pareto(alpha=2.5)",
+]
+ERRORS = [
+    "normal(0, 2)",
+    "student_t(df=3)",
+    "gennorm(p=0.7, scale=0.5)",
+    "exponential(rate=0.5)",
+    "lognormal(sigma=1)",
+    "pareto(alpha=1.5)",
+    "levy(scale=1)",
+]
 MAIN_PAIRS = [(v, x) for v in VALUES for x in ERRORS]
 EXTRA_PAIRS = [
     ("normal(0, 1)", "student_t(df=3, scale=100)"),
@@ -773,10 +888,6 @@ PUBLIC = [
     ("normal(0, 1)", "normal(0, 2)", "10", "2.09186068809", 12),
     ("normal(0, 1)", "normal(0, 2)", "50", "10.0199207884", 12),
 ]
-
-
-def s20(x):
-    return mp.nstr(mpf(x), 20, min_fixed=-mp.inf, max_fixed=mp.inf) if False else mp.nstr(mpf(x), 20)
 
 
 def log(msg):
@@ -900,12 +1011,11 @@ def main():
         with mp.workdps(BASE_DPS):
             E = V.mean() + D / P
             rel = abs(E / mpf(expected) - 1)
-        log(f"public check {vs} | {xs} t={ts}: E={mp.nstr(E, 15)} expected {expected} rel {mp.nstr(rel, 3)}")
-        if rel > mpf(10) ** (-digits) * 5 * (1 if digits > 8 else 1):
+        log(
+            f"public check {vs} | {xs} t={ts}: E={mp.nstr(E, 15)} expected {expected} rel {mp.nstr(rel, 3)}"
+        )
+        if rel > 5 * mpf(10) ** (-digits):
             raise SystemExit(f"PUBLIC CHECK FAILED: {vs} | {xs} t={ts}: {E} vs {expected}")
-
-    # -------- closed-form checks -----------------------------------------------------------
-    closed_log = []
 
     # -------- thresholds -------------------------------------------------------------------
     target_order = TARGETS if not only_fast else TARGETS[:4]
@@ -917,7 +1027,7 @@ def main():
                 t0 = time.time()
                 try:
                     t = find_threshold(V, X, tgt)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 (log and go on; a rerun retries)
                     log(f"FAILED threshold {vs} | {xs} P={tgt}: {exc!r}")
                     continue
                 te, isf = to_float64_t(t)
@@ -945,8 +1055,9 @@ FAILED = []
 def safe_case(cache, vs, xs, tgt, ts=None):
     try:
         compute_case(cache, vs, xs, tgt, ts)
-    except Exception as exc:  # keep going; a rerun retries (nothing cached)
+    except Exception as exc:  # noqa: BLE001 (keep going; a rerun retries: nothing cached)
         import traceback
+
         traceback.print_exc()
         FAILED.append((vs, xs, tgt, ts, repr(exc)))
         log(f"FAILED case {vs} | {xs} {tgt} {ts}: {exc!r}")
@@ -1020,10 +1131,10 @@ def compute_case(cache, vs, xs, tgt, ts=None):
             rec["closed_E_rel"] = mp.nstr(rel_diff(E, cf[1]), 3)
 
         # ---- given proxy at u = t ----
-        fU, efU = density_U(V, X, t, BASE_DPS)
+        fU, _ = density_U(V, X, t, BASE_DPS)
         g = {}
         if fU > 0:
-            N, eN, meth = given_num(V, X, t, BASE_DPS)
+            N, _, meth = given_num(V, X, t, BASE_DPS)
             Eg = mu + N / fU
             g["value_given_proxy"] = mp.nstr(Eg, 20)
             g["log_density"] = mp.nstr(mp.log(fU), 20)
@@ -1032,7 +1143,9 @@ def compute_case(cache, vs, xs, tgt, ts=None):
             if meth == "split":
                 N2, _, _ = given_num(V, X, t, CHECK_DPS, frac=mpf(1) / 4, ratio=CHECK_RATIO)
             else:
-                N2, _, _ = given_num(V, X, t, CHECK_DPS + 10, frac=mpf(1) / 3, ratio=CHECK_RATIO, force_direct=True)
+                N2, _, _ = given_num(
+                    V, X, t, CHECK_DPS + 10, frac=mpf(1) / 3, ratio=CHECK_RATIO, force_direct=True
+                )
             with mp.workdps(CHECK_DPS):
                 Eg2 = V.mean() + N2 / fU2
             g["chk_E_rel"] = mp.nstr(rel_diff(Eg, Eg2), 3)
@@ -1054,75 +1167,117 @@ def compute_case(cache, vs, xs, tgt, ts=None):
         rec["given"] = g
     rec["seconds"] = round(time.time() - t0, 2)
     cache.put(key, rec)
-    worst = max(float(mpf(rec[k])) for k in rec if k.startswith("chk_") or k.startswith("closed_") and k.endswith("rel"))
-    log(f"case {vs} | {xs} {tkey} t={rec['t'][:12]} logP={rec['log_tail_prob'][:14]} E={rec['conditional_value'][:14]} "
-        f"Eg={str(g.get('value_given_proxy'))[:14]} worst_rel={worst:.1e} ({rec['seconds']}s)")
+    worst = max(
+        float(mpf(rec[k]))
+        for k in rec
+        if k.startswith("chk_") or k.startswith("closed_") and k.endswith("rel")
+    )
+    log(
+        f"case {vs} | {xs} {tkey} t={rec['t'][:12]} logP={rec['log_tail_prob'][:14]} E={rec['conditional_value'][:14]} "
+        f"Eg={str(g.get('value_given_proxy'))[:14]} worst_rel={worst:.1e} ({rec['seconds']}s)"
+    )
+
+
+def pad20(x):
+    """Decimal string with 20 significant digits (trailing zeros kept), from a <= 20-digit string."""
+    if x is None:
+        return None
+    with mp.workdps(40):
+        return mp.nstr(mpf(x), 20, strip_zeros=False)
 
 
 def write_json(cache, pairs, t_start):
     cases, given = [], []
-    checks = []
     for vs, xs in pairs:
-        for tgt in TARGETS + [None] * len(FIXED_T):
-            pass
         keys = [(tg, None) for tg in TARGETS] + [(None, ts) for ts in FIXED_T]
         for tg, ts in keys:
             tkey = tg if tg is not None else "t=" + ts
             rec = cache.get(f"case|{vs}|{xs}|{tkey}")
             if rec is None:
                 continue
-            cases.append({
-                "value": vs, "error": xs, "t": rec["t"],
-                "log_tail_prob": rec["log_tail_prob"],
-                "conditional_value": rec["conditional_value"],
-                "target_tail_prob": tg,
-                "t_is_float64": rec["f64"],
-                "check": {k: v for k, v in rec.items() if k.startswith("chk_") or k.startswith("closed_") or k == "quad_err_rel"},
-            })
-            g = rec["given"]
-            if g.get("value_given_proxy") is not None:
-                given.append({
-                    "value": vs, "error": xs, "u": rec["t"],
-                    "value_given_proxy": g["value_given_proxy"],
-                    "log_density": g["log_density"],
+            cases.append(
+                {
+                    "value": vs,
+                    "error": xs,
+                    "t": pad20(rec["t"]),
+                    "log_tail_prob": pad20(rec["log_tail_prob"]),
+                    "conditional_value": pad20(rec["conditional_value"]),
                     "target_tail_prob": tg,
                     "t_is_float64": rec["f64"],
-                    "check": {k: v for k, v in g.items() if k.startswith("chk_") or k.startswith("closed_") or k == "method"},
-                })
+                    "check": {
+                        k: v
+                        for k, v in rec.items()
+                        if k.startswith(("chk_", "closed_")) or k == "quad_err_rel"
+                    },
+                }
+            )
+            g = rec["given"]
+            if g.get("value_given_proxy") is not None:
+                given.append(
+                    {
+                        "value": vs,
+                        "error": xs,
+                        "u": pad20(rec["t"]),
+                        "value_given_proxy": pad20(g["value_given_proxy"]),
+                        "log_density": pad20(g["log_density"]),
+                        "target_tail_prob": tg,
+                        "t_is_float64": rec["f64"],
+                        "check": {
+                            k: v
+                            for k, v in g.items()
+                            if k.startswith(("chk_", "closed_")) or k == "method"
+                        },
+                    }
+                )
     summary = {}
     for entry in cases + given:
         for k, v in entry["check"].items():
             if k == "method" or k == "closed_abs" or k == "chk_abs":
                 continue
+            if "u" in entry:
+                k = "given_proxy." + k
             try:
                 x = float(v)
             except (TypeError, ValueError):
                 continue
             if k not in summary or x > summary[k]["max"]:
-                summary[k] = {"max": x, "at": [entry["value"], entry["error"], entry.get("t", entry.get("u"))]}
+                summary[k] = {
+                    "max": x,
+                    "at": [entry["value"], entry["error"], entry.get("t", entry.get("u"))],
+                }
     meta = {
         "check_summary": summary,
-        "generator": "tests/reference/make_conditioning.py (mpmath %s only; independent of goodhart_jax)" % mp.__version__,
+        "generator": f"tests/reference/make_conditioning.py (mpmath {mp.__version__} only; "
+        "independent of goodhart_jax)",
         "date": datetime.date.today().isoformat(),
         "dps_primary": BASE_DPS,
         "dps_check": CHECK_DPS,
         "model": "V, X independent, U = V + X; log_tail_prob = natural log P(U >= t); "
-                 "conditional_value = E[V | U >= t]; value_given_proxy = E[V | U = u]; log_density = log f_U(u)",
+        "conditional_value = E[V | U >= t]; value_given_proxy = E[V | U = u]; log_density = log f_U(u)",
         "method": "P = int f_V(v) S_X(t-v) dv; E[V|U>=t] = E[V] + int H(v) f_X(t-v) dv / P with "
-                  "H(v) = E[(V-E[V]) 1{V>v}] in closed form (no cancellation); E[V|U=u] by a split "
-                  "integration-by-parts form; tanh-sinh with explicit breakpoints. See README.md.",
+        "H(v) = E[(V-E[V]) 1{V>v}] in closed form (no cancellation); E[V|U=u] by a split "
+        "integration-by-parts form; tanh-sinh with explicit breakpoints. See README.md.",
         "checks": "per entry 'check': chk_* = relative difference to an independent computation "
-                  "(other representation / cut / grid / precision; chk_E_direct_rel = direct form "
-                  "int v f_V S_X at dps >= log10(t)+45); closed_* = vs closed form",
+        "(other representation / cut / grid / precision; chk_E_direct_rel = direct form "
+        "int v f_V S_X at dps = 35 + log10(t), at target 1e-6 and t = 2, 50); closed_* = vs "
+        "closed form; given_proxy check.method: 'split' (by-parts form) or 'direct'",
         "t_note": "t is a float64 value (exactly) when t_is_float64 is true; the decimal string has 20 "
-                  "significant digits and round-trips to that float64. Cases with t_is_float64 false "
-                  "have t beyond the float64 range.",
-        "expected_accuracy": "relative 1e-12 or better for log_tail_prob (absolute for |log P| < 1), "
-                             "conditional_value, value_given_proxy, log_density; value_given_proxy that "
-                             "vanishes by symmetry (u = 0) is only good in absolute terms (~1e-25)",
+        "significant digits and round-trips to that float64. Cases with t_is_float64 false "
+        "have t beyond the float64 range.",
+        "expected_accuracy": "relative 1e-15 or better (cross-checks agree to < 5e-18) for log_tail_prob "
+        "(absolute when |log P| < 1), conditional_value, value_given_proxy, "
+        "log_density; a value_given_proxy that vanishes by symmetry (u = 0) is "
+        "good in absolute terms only (~1e-20)",
         "n_cases": len(cases),
         "n_given_proxy": len(given),
-        "elapsed_s": round(time.time() - t_start),
+        "elapsed_s_this_invocation": round(time.time() - t_start),
+        "case_seconds_total": round(
+            sum(
+                cache.get(k)["seconds"]
+                for k in list(cache.d)
+                if k.startswith("case|") and isinstance(cache.get(k), dict)
+            )
+        ),
     }
     tmp = OUT_JSON + ".tmp"
     with open(tmp, "w") as fh:
@@ -1163,6 +1318,17 @@ def scipy_sanity_check(path=OUT_JSON):
 
     with open(path) as fh:
         table = json.load(fh)
+
+    def q(f, lo, t):
+        """int f over the support [lo, inf), split at 0, t and t + 10 (X's and V's bulks)."""
+        cuts = sorted({x for x in (0.0, t, t + 10.0) if x > lo})
+        edges = [lo] + cuts + [np.inf]
+        return sum(
+            integrate.quad(f, a, b, limit=1000, epsabs=0, epsrel=1e-11)[0]
+            for a, b in itertools.pairwise(edges)
+            if a < b
+        )
+
     worst_p = worst_e = worst_g = 0.0
     n = 0
     for c in table["cases"]:
@@ -1170,20 +1336,13 @@ def scipy_sanity_check(path=OUT_JSON):
         if c["target_tail_prob"] is not None or t not in (2.0, 5.0, 10.0):
             continue
         V, X = sp(c["value"]), sp(c["error"])
-        lo, hi = V.support()
-        brk = sorted({x for x in (0.0, t, t - X.support()[0], float(V.mean())) if np.isfinite(x)})
-        a = max(lo, -1e4) if np.isfinite(lo) else -1e4
-        pts = [x for x in brk if a < x < 1e4]
-        kw = dict(limit=500, epsabs=0, epsrel=1e-12, points=pts or None)
-        P = integrate.quad(lambda v: V.pdf(v) * X.sf(t - v), a, 1e4, **kw)[0]
-        P += integrate.quad(lambda v: V.pdf(v) * X.sf(t - v), 1e4, np.inf, epsabs=0, epsrel=1e-12, limit=500)[0]
-        M = integrate.quad(lambda v: v * V.pdf(v) * X.sf(t - v), a, 1e4, **kw)[0]
-        M += integrate.quad(lambda v: v * V.pdf(v) * X.sf(t - v), 1e4, np.inf, epsabs=0, epsrel=1e-12, limit=500)[0]
-        if a > lo:
-            P += integrate.quad(lambda v: V.pdf(v) * X.sf(t - v), lo, a, epsabs=0, epsrel=1e-12, limit=500)[0]
-            M += integrate.quad(lambda v: v * V.pdf(v) * X.sf(t - v), lo, a, epsabs=0, epsrel=1e-12, limit=500)[0]
+        lo = float(V.support()[0])
+        P = q(lambda v, V=V, X=X, t=t: V.pdf(v) * X.sf(t - v), lo, t)
+        M = q(lambda v, V=V, X=X, t=t: v * V.pdf(v) * X.sf(t - v), lo, t)
         dp = abs(math.log(P) - float(c["log_tail_prob"]))
-        de = abs(M / P - float(c["conditional_value"])) / max(1.0, abs(float(c["conditional_value"])))
+        de = abs(M / P - float(c["conditional_value"])) / max(
+            1.0, abs(float(c["conditional_value"]))
+        )
         worst_p, worst_e = max(worst_p, dp), max(worst_e, de)
         n += 1
     for g in table["given_proxy"]:
@@ -1191,20 +1350,19 @@ def scipy_sanity_check(path=OUT_JSON):
         if g["target_tail_prob"] is not None or u not in (2.0, 5.0, 10.0):
             continue
         V, X = sp(g["value"]), sp(g["error"])
-        lo = V.support()[0]
-        a = max(lo, -1e4) if np.isfinite(lo) else -1e4
-        pts = sorted({x for x in (0.0, u, u - X.support()[0]) if a < x < 1e4})
-        kw = dict(limit=500, epsabs=0, epsrel=1e-12, points=pts or None)
-        den = integrate.quad(lambda v: V.pdf(v) * X.pdf(u - v), a, 1e4, **kw)[0]
-        num = integrate.quad(lambda v: v * V.pdf(v) * X.pdf(u - v), a, 1e4, **kw)[0]
-        if a > lo:
-            den += integrate.quad(lambda v: V.pdf(v) * X.pdf(u - v), lo, a, epsabs=0, epsrel=1e-12, limit=500)[0]
-            num += integrate.quad(lambda v: v * V.pdf(v) * X.pdf(u - v), lo, a, epsabs=0, epsrel=1e-12, limit=500)[0]
-        dg = abs(num / den - float(g["value_given_proxy"])) / max(1.0, abs(float(g["value_given_proxy"])))
-        worst_g = max(worst_g, dg)
+        lo = float(V.support()[0])
+        den = q(lambda v, V=V, X=X, u=u: V.pdf(v) * X.pdf(u - v), lo, u)
+        num = q(lambda v, V=V, X=X, u=u: v * V.pdf(v) * X.pdf(u - v), lo, u)
+        dd = abs(math.log(den) - float(g["log_density"]))
+        dg = abs(num / den - float(g["value_given_proxy"])) / max(
+            1.0, abs(float(g["value_given_proxy"]))
+        )
+        worst_g = max(worst_g, dg, dd)
         n += 1
-    print(f"scipy sanity check over {n} entries (t, u in 2, 5, 10): max |dlogP| = {worst_p:.2e}, "
-          f"max rel dE = {worst_e:.2e}, max rel dE[V|U=u] = {worst_g:.2e}")
+    print(
+        f"scipy sanity check over {n} entries (t, u in 2, 5, 10): max |dlogP| = {worst_p:.2e}, "
+        f"max rel dE = {worst_e:.2e}, max rel dE[V|U=u] or |dlog f_U| = {worst_g:.2e}"
+    )
     return worst_p, worst_e, worst_g
 
 
