@@ -1,7 +1,7 @@
 """Exact conditioning against the independent mpmath table in tests/reference/conditioning.json.
 
-The table (made by tests/reference/make_conditioning.py, mpmath only, >= 30 digits, each value
-cross-checked two ways) covers every pairing of value in {normal, t, gennorm, exponential,
+The table (made by tests/reference/make_conditioning.py, mpmath only, 20 digits, each value
+cross-checked at 28 digits; worst disagreement 5e-18) covers every pairing of value in {normal, t, gennorm, exponential,
 lognormal, pareto} with error in all seven families, plus scale mismatches, at thresholds
 from the bulk to P(U >= t) = 1e-300.
 
@@ -35,7 +35,8 @@ def _groups(rows):
     return sorted(out.items())
 
 
-CASES = _groups(TABLE["cases"])
+# six Levy-error thresholds at P = 1e-300 lie beyond float64 (t ~ 6e599): not testable here
+CASES = _groups([r for r in TABLE["cases"] if r.get("t_is_float64", True)])
 GIVEN = _groups(TABLE["given_proxy"])
 
 
