@@ -3,6 +3,8 @@
 Each module defines ``main(quick: bool, out: pathlib.Path, seed: int, **params) -> dict``
 that computes with the library, writes its figures and numbers into ``out`` (atomically, via
 ``goodhart_jax.results``) and returns the numbers.  :func:`run` adds ``manifest.json``.
+Slow sweeps go through ``goodhart_jax.sweeps.sweep`` so that an interrupted run, started again
+with the same parameters, resumes from its saved points.
 """
 
 from __future__ import annotations
@@ -13,13 +15,37 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from goodhart_jax import results
+from goodhart_jax import results, sweeps
 
 # name -> (module, one-line description).  Keep sorted by the order a reader should meet them.
 REGISTRY: dict[str, tuple[str, str]] = {
     "tails_come_apart": (
         "experiments.tails_come_apart",
         "E[V | U >= t] against t and bits of selection for normal, exponential, heavy errors",
+    ),
+    "elliptical_regression": (
+        "experiments.elliptical_regression",
+        "joint normal (X, V): the naive major-axis line vs the regression E[V | U]; E[V | U >= t] linear",
+    ),
+    "joint_density_triangle": (
+        "experiments.joint_density_triangle",
+        "density of (V, X) on V + X >= t: normal, equal exp(-|x|^c) tails, one tail heavier",
+    ),
+    "tail_pdfs": (
+        "experiments.tail_pdfs",
+        "PDFs and negative log PDFs of V and X for a catastrophic pair (X heavier-tailed)",
+    ),
+    "conditional_animation": (
+        "experiments.conditional_animation",
+        "GIF: the density of V given U >= t as t rises, with the conditional mean",
+    ),
+    "phase_diagram": (
+        "experiments.phase_diagram",
+        "limit of E[V | U >= t] over tail exponents: catastrophic, bounded, unbounded vs theory",
+    ),
+    "independence": (
+        "experiments.independence",
+        "E[V | U >= t] >= E[V] under independence, and dependent proxies that break or bound it",
     ),
     "catastrophic_goodhart": (
         "experiments.catastrophic_goodhart",
@@ -83,4 +109,5 @@ def run(name: str, *, quick: bool = False, out: Path | None = None, seed: int = 
     full = {**parameters(name), **params}
     results.save_json(out / "manifest.json",
                       results.manifest(name=name, params=full, seed=seed, wall_time_s=wall, quick=quick))
+    sweeps.clear(out)  # finished: the saved points of interrupted sweeps are no longer needed
     return numbers

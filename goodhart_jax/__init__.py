@@ -3,7 +3,12 @@
 The public API, flat.  See DESIGN.md for the models and README.md for a tour.
 """
 
-from goodhart_jax.conditioning import conditional_value, log_tail_prob, value_given_proxy
+from goodhart_jax.conditioning import (
+    conditional_density,
+    conditional_value,
+    log_tail_prob,
+    value_given_proxy,
+)
 from goodhart_jax.sampling import Estimate, sample_conditional_value
 from goodhart_jax.distributions import (
     Distribution,
@@ -16,8 +21,38 @@ from goodhart_jax.distributions import (
     StudentT,
     parse_dist,
 )
-from goodhart_jax import mesa, optimize  # noqa: E402  (modules as namespaces: gj.mesa.*)
-from goodhart_jax.optimize import SearchResult, maximize
+from goodhart_jax.selection import (
+    MeanOf,
+    best_of_n_quantile,
+    best_of_n_value,
+    kl_best_of_n,
+    mean_of,
+    sample_best_of_n_value,
+)
+from goodhart_jax.pools import (
+    Pool,
+    PolicyStats,
+    PushResult,
+    best_of_n_pool,
+    natural_gradient_betas,
+    policy_stats,
+    push,
+    sample_pool,
+    tilted_logits,
+    tilted_stats,
+)
+from goodhart_jax import mesa, optimize, pools, selection, sweeps  # noqa: E402  (namespaces)
+from goodhart_jax.optimize import (
+    OveroptimizationFit,
+    PressureOptimum,
+    SearchResult,
+    fit_overoptimization,
+    maximize,
+    optimal_best_of_n,
+    optimal_stopping,
+    optimal_threshold,
+    optimal_tilt,
+)
 
 __version__ = "0.1.0"
 
@@ -33,11 +68,38 @@ __all__ = [
     "parse_dist",
     "Estimate",
     "conditional_value",
+    "conditional_density",
     "log_tail_prob",
     "sample_conditional_value",
     "value_given_proxy",
-    "mesa",
-    "optimize",
+    "best_of_n_value",
+    "best_of_n_quantile",
+    "kl_best_of_n",
+    "sample_best_of_n_value",
+    "MeanOf",
+    "mean_of",
+    "Pool",
+    "PolicyStats",
+    "PushResult",
+    "sample_pool",
+    "policy_stats",
+    "tilted_logits",
+    "tilted_stats",
+    "natural_gradient_betas",
+    "push",
+    "best_of_n_pool",
+    "fit_overoptimization",
+    "OveroptimizationFit",
+    "optimal_threshold",
+    "optimal_best_of_n",
+    "optimal_tilt",
+    "optimal_stopping",
+    "PressureOptimum",
     "maximize",
     "SearchResult",
+    "mesa",
+    "optimize",
+    "pools",
+    "selection",
+    "sweeps",
 ]

@@ -28,7 +28,7 @@ from goodhart_jax._validation import check_finite
 from goodhart_jax.distributions import Distribution, parse_dist
 from goodhart_jax.quadrature import anchored_rule, merge_widths
 
-__all__ = ["conditional_value", "log_tail_prob", "value_given_proxy"]
+__all__ = ["conditional_value", "conditional_density", "log_tail_prob", "value_given_proxy"]
 
 # Candidate fractions along [c_V, t - c_X] for the saddle search.
 _Q = np.concatenate([
@@ -433,3 +433,29 @@ def value_given_proxy(value, error, u) -> jax.Array:
     check_finite("u", u)
     log_fu, pos, neg = _vmap_t(_proxy_terms, value, error, u)
     return value.mean().astype(log_fu.dtype) + jnp.exp(pos - log_fu) - jnp.exp(neg - log_fu)
+
+
+def conditional_density(value, error, v, t) -> jax.Array:
+    """Density of ``V`` given ``V + X >= t`` at ``v``, exactly.
+
+    Math: ``f_{V | U >= t}(v) = f_V(v) S_X(t - v) / P(U >= t)``, in log space.
+
+    Args:
+        value: distribution of ``V`` (a :class:`Distribution` or a spec string).
+        error: distribution of ``X``.
+        v: value(s) of ``V``; broadcast against ``t``.
+        t: threshold(s); finite.
+
+    Returns:
+        The density, of the broadcast shape of ``v`` and ``t`` (0 outside ``V``'s support).
+
+    Example:
+        >>> import goodhart_jax as gj
+        >>> round(float(gj.conditional_density(gj.Normal(), gj.Normal(), 0.0, 0.0)), 6)
+        0.398942
+    """
+    value, error = _dists(value, error)
+    check_finite("t", t)
+    v, t = jnp.broadcast_arrays(jnp.asarray(v, dtype=jnp.result_type(float)),
+                                jnp.asarray(t, dtype=jnp.result_type(float)))
+    return jnp.exp(value.log_prob(v) + error.log_sf(t - v) - log_tail_prob(value, error, t))

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_write_bytes", "save_json", "load_json", "save_figure", "manifest", "to_jsonable"]
+__all__ = ["atomic_write_bytes", "save_json", "load_json", "from_jsonable", "save_figure", "manifest", "to_jsonable"]
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -71,11 +71,12 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
-def _from_jsonable(obj: Any) -> Any:
+def from_jsonable(obj: Any) -> Any:
+    """Undo :func:`to_jsonable` for non-finite floats (the strings "inf", "-inf", "nan")."""
     if isinstance(obj, dict):
-        return {k: _from_jsonable(v) for k, v in obj.items()}
+        return {k: from_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_from_jsonable(v) for v in obj]
+        return [from_jsonable(v) for v in obj]
     if obj in ("inf", "-inf", "nan"):
         return float(obj)
     return obj
@@ -89,7 +90,7 @@ def save_json(path: str | os.PathLike, obj: Any) -> Path:
 
 def load_json(path: str | os.PathLike) -> Any:
     """Read JSON written by :func:`save_json`, restoring non-finite floats."""
-    return _from_jsonable(json.loads(Path(path).read_text()))
+    return from_jsonable(json.loads(Path(path).read_text()))
 
 
 def save_figure(path: str | os.PathLike, fig: Any, *, dpi: int = 120) -> Path:
