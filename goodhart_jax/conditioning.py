@@ -19,14 +19,15 @@ pairs so that ``t - y`` is exact near ``y ≈ t`` even for ``t = 1e200``.
 from __future__ import annotations
 
 from functools import partial
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from goodhart_jax._validation import check_finite
-from goodhart_jax.distributions import Distribution, parse_dist
-from goodhart_jax.quadrature import anchored_rule, merge_widths
+from goodhart_jax.distributions import Distribution, GenNormal, parse_dist
+from goodhart_jax.quadrature import anchored_rule, merge_widths, side_lengths
 
 __all__ = ["conditional_value", "conditional_density", "log_tail_prob", "value_given_proxy"]
 
@@ -159,12 +160,12 @@ def _layout(value: Distribution, error: Distribution, t, inner_log):
 _CUT_MARGIN = 45.0
 
 
-def _side_cuts(fn, value, error, ya, xa, wa, hi, sides):
+def _side_cuts(fn, value, error, ya, xa, wa, lengths, sides):
     """Per-side cuts in ``w``: one probe past the last probe where any integrand of ``fn`` lives."""
-    from goodhart_jax.quadrature import W_PROBES, side_lengths
+    from goodhart_jax.quadrature import W_PROBES
 
     dtype = ya.dtype
-    left, right = side_lengths(ya, -jnp.inf, hi)
+    left, right = lengths
     idx = np.array([i for i, _ in sides])
     sign = jnp.asarray([sg for _, sg in sides], dtype)
     probes = jnp.asarray(np.concatenate([[0.0], W_PROBES]), dtype)
@@ -183,29 +184,69 @@ def _side_cuts(fn, value, error, ya, xa, wa, hi, sides):
     k = jnp.max(jnp.where(alive, jnp.arange(probes.shape[0]), 0), axis=1)
     nxt = jnp.concatenate([probes[1:], jnp.asarray([jnp.inf], dtype)])
     cut = nxt[k]
-    cut_left = jnp.full(ya.shape, jnp.inf, dtype).at[idx].set(jnp.where(sign < 0, cut, jnp.inf))
-    cut_right = jnp.full(ya.shape, jnp.inf, dtype).at[idx].set(jnp.where(sign > 0, cut, jnp.inf))
+    # one scatter per side (an anchor's two sides share its index: a single scatter would let
+    # the right side's "no cut" overwrite the left side's cut)
+    is_left = np.array([sg < 0 for _, sg in sides])
+    full = jnp.full(ya.shape, jnp.inf, dtype)
+    cut_left = full.at[idx[is_left]].set(cut[is_left]) if is_left.any() else full
+    cut_right = full.at[idx[~is_left]].set(cut[~is_left]) if (~is_left).any() else full
     return jax.lax.stop_gradient(cut_left), jax.lax.stop_gradient(cut_right)
 
 
-def _nodes(value, error, t, inner_log, fn):
+def sides_anchors(sides) -> tuple[int, ...]:
+    """The anchor indices that ``sides`` (static (index, sign) pairs) refer to, in order."""
+    return tuple(sorted({i for i, _ in sides}))
+
+
+class _Territory(NamedTuple):
+    """Ends ``a <= b`` of the stretches of ``y`` owned by some anchors, and ``x = t - y`` there."""
+
+    a: jax.Array
+    b: jax.Array
+    x_a: jax.Array
+    x_b: jax.Array
+
+
+def _nodes(value, error, t, inner_log, fn, *, singular_at_error_centre: bool = False,
+           with_territory: bool = False):
     """Node positions (y, x = t - y) and log-weights for the integrands ``fn``.
 
     Nodes are held fixed under differentiation (``stop_gradient``): derivatives are those of the
     integrand at fixed nodes, which is exact for integrands continuous in ``y``; ``t`` enters
     through ``x = t - y`` alone.  The one moving discontinuity, the end ``hi = t - lo_X`` of the
     domain where ``f_X`` may jump, gets its Leibniz term from :func:`_edge_correction`.
+
+    ``singular_at_error_centre`` (static) grades every side finely towards its anchor: the
+    integrand has an integrable singularity at the anchor ``t - c_X`` (the score of a cusped
+    ``f_X``), and any other anchor may coincide with it and own one of its sides.
+
+    ``with_territory`` (static) also returns which nodes X's anchors own (``t - c_X`` and, if X
+    is bounded below, ``t - lo_X``) and the ends of their stretches (:class:`_Territory`).
     """
     ya, xa, wa, hi, sides = _layout(value, error, t, inner_log)
     ya, xa, wa, hi = jax.lax.stop_gradient((ya, xa, wa, hi))
     wa = merge_widths(ya, wa)
-    cut_left, cut_right = _side_cuts(fn, value, error, ya, xa, wa, hi, sides)
     dtype = ya.dtype
+    # distances between anchors near a huge t are taken in x = t - y (no cancellation)
+    lo_x = jnp.asarray(error.support()[0], dtype) if _bounded_below(error) else None
+    lengths = side_lengths(ya, jnp.asarray(-jnp.inf, dtype), hi, mirror=xa, mirror_hi=lo_x)
+    cut_left, cut_right = _side_cuts(fn, value, error, ya, xa, wa, lengths, sides)
+    fine = sides if singular_at_error_centre else ()
     rule = anchored_rule(ya, wa, jnp.asarray(-jnp.inf, dtype), hi, cut_left=cut_left,
-                         cut_right=cut_right, sides=sides)
+                         cut_right=cut_right, sides=sides, fine=fine, lengths=lengths)
+    shift = t - jax.lax.stop_gradient(t)
     y = ya[rule.index] + rule.offset
-    x = (xa[rule.index] - rule.offset) + (t - jax.lax.stop_gradient(t))
-    return y, x, rule.log_weight
+    x = (xa[rule.index] - rule.offset) + shift
+    if not with_territory:
+        return y, x, rule.log_weight
+    # the stretches of y owned by X's anchors: t - c_X (index 1) and, if X is bounded below,
+    # the end hi = t - lo_X (the last anchor): [ya_k - left_k, ya_k + right_k]
+    own = (1, len(sides_anchors(sides)) - 1) if _bounded_below(error) else (1,)
+    left, right = lengths
+    k = np.array(own)
+    ends = _Territory(ya[k] - left[k], ya[k] + right[k], xa[k] + left[k] + shift,
+                      xa[k] - right[k] + shift)
+    return y, x, rule.log_weight, jnp.isin(rule.index, k), ends
 
 
 def _edge_correction(log_total, log_edge, edge, sign=1.0):
@@ -382,8 +423,10 @@ def conditional_value(value, error, t) -> jax.Array:
 
 
 def _proxy_integrands(value, error, y, x, lw):
-    """log terms of f_U(u), and of the positive / negative parts of ∫ G f_X score."""
+    """log terms of f_U(u); of the positive / negative parts of ∫ G f_X score (by parts); and of
+    the positive / negative parts of ∫ (y - E V) f_V(y) f_X(u - y) (direct)."""
     lfx = lw + error.log_prob(x)
+    lfu = lfx + value.log_prob(y)
     score = -jnp.vectorize(jax.grad(lambda z: error.log_prob(z)))(x)  # -d/dx log f_X
     score = jnp.where(jnp.isfinite(score), score, 0.0)
     terms = lfx + value._log_mean_excess(y)
@@ -391,16 +434,45 @@ def _proxy_integrands(value, error, y, x, lw):
     neg = score < 0
     log_pos = jnp.where(pos, terms + jnp.log(jnp.where(pos, score, 1.0)), -jnp.inf)
     log_neg = jnp.where(neg, terms + jnp.log(jnp.where(neg, -score, 1.0)), -jnp.inf)
-    return lfx + value.log_prob(y), log_pos, log_neg
+    dev = y - value.mean().astype(y.dtype)
+    above = dev > 0
+    below = dev < 0
+    log_dev = jnp.log(jnp.where(dev != 0, jnp.abs(dev), 1.0))
+    dir_pos = jnp.where(above, lfu + log_dev, -jnp.inf)
+    dir_neg = jnp.where(below, lfu + log_dev, -jnp.inf)
+    return lfu, log_pos, log_neg, dir_pos, dir_neg
 
 
 @jax.jit
 def _proxy_terms(value, error, u):
-    """(log f_U(u), log of the positive and negative parts of f_U(u) (E[V | U = u] - E[V]))."""
-    y, x, lw = _nodes(value, error, u, value.log_prob, _proxy_integrands)
-    fu_terms, pos_terms, neg_terms = _live_terms(_proxy_integrands, value, error, y, x, lw)
-    log_fu, pos, neg = _lse(fu_terms), _lse(pos_terms), _lse(neg_terms)
-    # I = ∫ G(y) f_X(u - y) score(u - y) dy - G(u - lo_X) f_X(lo_X)  (jump of f_X at lo_X)
+    """(log f_U(u), log of the positive and negative parts of f_U(u) (E[V | U = u] - E[V])).
+
+    ``f_U (E[V | U = u] - E V) = ∫ (y - E V) f_V(y) f_X(u - y) dy``.  Integrated directly, the
+    factor ``y - E V`` cancels under V's bulk when the answer is close to ``E V``; integrated by
+    parts, ``∫ G(y) f_X(u - y) score(u - y) dy`` with ``G(y) = E[(V - E V) 1{V > y}] >= 0``,
+    the score cancels under X's bulk where ``G`` is flat (a heavy-tailed X at huge u: ``∫ f_X
+    score = 0``).  So: by parts everywhere except on the stretches ``[a, b]`` owned by X's
+    anchors (``u - c_X`` and ``u - lo_X``), which are integrated directly; boundary terms
+    ``G(b) f_X(u - b) - G(a) f_X(u - a)`` make the two forms agree, and the jump
+    ``- G(u - lo_X) f_X(lo_X)`` at X's lower support end stays as it is.
+    """
+    # a cusped error density (gennorm, p < 1) has a score |x|^(p-1), singular at its centre
+    y, x, lw, direct, ends = _nodes(value, error, u, value.log_prob, _proxy_integrands,
+                                    singular_at_error_centre=isinstance(error, GenNormal),
+                                    with_territory=True)
+    fu_terms, bp_pos, bp_neg, dir_pos, dir_neg = _live_terms(_proxy_integrands, value, error, y, x, lw)
+    log_fu = _lse(fu_terms)
+    pos = _lse(jnp.where(direct, dir_pos, bp_pos))
+    neg = _lse(jnp.where(direct, dir_neg, bp_neg))
+
+    def boundary(yb, xb):  # log G(yb) f_X(xb), -inf at an infinite end
+        fin = jnp.isfinite(yb) & jnp.isfinite(xb)
+        val = value._log_mean_excess(jnp.where(fin, yb, 0.0)) + error.log_prob(jnp.where(fin, xb, 1.0))
+        return jnp.where(fin & ~jnp.isnan(val), val, -jnp.inf)
+
+    pos = jnp.logaddexp(pos, _lse(boundary(ends.b, ends.x_b)))
+    neg = jnp.logaddexp(neg, _lse(boundary(ends.a, ends.x_a)))
+    # I = ... - G(u - lo_X) f_X(lo_X)  (jump of f_X at lo_X)
     lo_x = error.support()[0]
     fin = jnp.isfinite(lo_x)
     lo_xs = jnp.where(fin, lo_x, 0.0)

@@ -21,6 +21,7 @@ Math:  ``∫ g(y) dy = Σ_k Σ_± ∫_0^{W} g(a_k ± s_k expm1(w)) s_k e^w dw``.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -28,17 +29,24 @@ import jax.numpy as jnp
 import numpy as np
 
 __all__ = ["AnchoredNodes", "anchored_rule", "side_rule", "side_lengths", "merge_widths",
-           "gauss_legendre", "NODES_PER_SIDE", "W_PROBES"]
+           "gauss_legendre", "NODES_PER_SIDE", "NODES_PER_FINE_SIDE", "W_PROBES"]
 
 # Gauss-Legendre panel order (8 leaves 1e-8 errors in geometric tail panels; 10 gives 1e-10).
 _ORDER = 10
 # Panels near the anchor (absolute in w).
 _W_NEAR = np.array([0.0, 1e-4, 2e-3, 0.02, 0.1, 0.3, 0.6, 1.0, 1.5, 2.1, 2.8, 3.6])
+# For sides where the integrand is *singular* at the anchor (the score |x|^(p-1) of a cusped
+# density, p < 1): panels graded geometrically with ratio 3 from 1e-9 to 0.1, then as _W_NEAR.
+# A Gauss-Legendre panel [a, 3a] sees a singularity at 0 through a Bernstein ellipse of
+# parameter 2 + sqrt(3): order 10 gives ~1e-11 relative per panel; the innermost panel [0, 1e-9]
+# carries ~(1e-9)^p of the mass.  Ratios of 5-20 (the plain grading) leave 1e-6..1e-4.
+_W_NEAR_FINE = np.concatenate([[0.0], 1e-9 * 3.0 ** np.arange(0, 17), _W_NEAR[4:]])
 # Geometric panels from the last near breakpoint to W_mid: this many.
 _N_MID = 8
 # Panels graded towards the far end: W - _W_TOP.
 _W_TOP = np.array([6.0, 3.5, 2.0, 1.0, 0.4, 0.0])
 NODES_PER_SIDE = (len(_W_NEAR) - 1 + _N_MID + len(_W_TOP) - 1) * _ORDER
+NODES_PER_FINE_SIDE = NODES_PER_SIDE + (len(_W_NEAR_FINE) - len(_W_NEAR)) * _ORDER
 # Probe points (in w) where callers may test whether a side's integrand is still alive.
 W_PROBES = np.array([4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0])
 
@@ -66,14 +74,14 @@ class AnchoredNodes(NamedTuple):
     log_weight: jax.Array
 
 
-def _breakpoints(w_end, w_cut, dtype):
+def _breakpoints(w_end, w_cut, dtype, near_grid=_W_NEAR):
     """Monotone breakpoints on [0, min(w_end, w_cut)] (no sort needed)."""
     w = jnp.minimum(w_end, w_cut)
     near_top = float(_W_NEAR[-1])
     # far-end grading only when the side really ends there (not when cut short)
     top_len = jnp.where(w_cut >= w_end, jnp.minimum(float(_W_TOP[0]), 0.5 * w), 0.0)
     w_mid = w - top_len
-    near = jnp.minimum(jnp.asarray(_W_NEAR, dtype), w_mid)
+    near = jnp.minimum(jnp.asarray(near_grid, dtype), w_mid)
     ratio = jnp.maximum(w_mid, near_top) / near_top
     mid = near_top * ratio ** (jnp.arange(1, _N_MID + 1, dtype=dtype) / _N_MID)
     mid = jnp.minimum(mid, w_mid)
@@ -82,19 +90,21 @@ def _breakpoints(w_end, w_cut, dtype):
     return jnp.concatenate([near, mid, top])
 
 
-def side_rule(length, scale, w_cut=jnp.inf):
+def side_rule(length, scale, w_cut=jnp.inf, *, fine: bool = False):
     """Offsets (>= 0) and log-weights covering ``[0, length]`` from an anchor of width ``scale``.
 
     Args:
         length: the side's length (may be ``inf``: then cut where ``w`` would overflow).
         scale: the anchor's width.
         w_cut: optional cut in ``w`` beyond which the integrand is known to be negligible.
+        fine: (static) grade geometrically down to ``w = 1e-9`` for an integrand singular at
+            the anchor (``NODES_PER_FINE_SIDE`` nodes instead of ``NODES_PER_SIDE``).
     """
     dtype = jnp.result_type(length, scale)
     big = jnp.asarray(jnp.finfo(dtype).max, dtype) ** 0.9
     length = jnp.minimum(length, big)
     w_end = jnp.log1p(length / scale)
-    bp = _breakpoints(w_end, jnp.asarray(w_cut, dtype), dtype)
+    bp = _breakpoints(w_end, jnp.asarray(w_cut, dtype), dtype, _W_NEAR_FINE if fine else _W_NEAR)
     return _panels(bp, scale, _GL_X, _GL_W, dtype)
 
 
@@ -123,22 +133,45 @@ def merge_widths(anchors, widths):
     return jnp.min(jnp.where(same, widths[None, :], jnp.inf), axis=1)
 
 
-def side_lengths(anchors, lo, hi):
-    """Left and right side lengths of each anchor (split at midpoints; ends at lo, hi)."""
-    order = jnp.argsort(anchors)
+def side_lengths(anchors, lo, hi, *, mirror=None, mirror_hi=None):
+    """Left and right side lengths of each anchor (split at midpoints; ends at lo, hi).
+
+    Args:
+        anchors: (K,) positions ``y``.
+        lo, hi: the ends of the domain.
+        mirror: optional (K,) ``t - y`` of each anchor, for anchors given as ``t`` minus a
+            small number at huge ``t``: two such anchors 1/3 apart at ``t = 6e11`` differ by a
+            few ulps of ``y``, so distances between neighbours are taken from whichever of
+            ``y`` and ``t - y`` has the smaller magnitude (the one without cancellation).
+        mirror_hi: ``t - hi`` (with ``mirror``; ``None`` when ``hi`` is infinite).
+    """
+    if mirror is None:
+        order = jnp.argsort(anchors)
+    else:
+        order = jnp.lexsort((-mirror, anchors))  # ties in y (rounding) broken by t - y
     sp = anchors[order]
     dtype = sp.dtype
-    mids = 0.5 * sp[:-1] + 0.5 * sp[1:]
-    left_end = jnp.concatenate([jnp.asarray(lo, dtype)[None], mids])
-    right_end = jnp.concatenate([mids, jnp.asarray(hi, dtype)[None]])
+    gap = sp[1:] - sp[:-1]
+    end_hi = jnp.asarray(hi, dtype) - sp[-1]
+    if mirror is not None:
+        sx = mirror[order]
+        use_x = jnp.maximum(jnp.abs(sx[1:]), jnp.abs(sx[:-1])) < jnp.maximum(
+            jnp.abs(sp[1:]), jnp.abs(sp[:-1]))
+        gap = jnp.where(use_x, sx[:-1] - sx[1:], gap)
+        if mirror_hi is not None:
+            end_hi = jnp.where(jnp.abs(sx[-1]) < jnp.abs(sp[-1]), sx[-1] - mirror_hi, end_hi)
+    half = 0.5 * jnp.maximum(gap, 0.0)
+    left_sorted = jnp.concatenate([(sp[0] - jnp.asarray(lo, dtype))[None], half])
+    right_sorted = jnp.concatenate([half, end_hi[None]])
     inv = jnp.argsort(order)
-    left = jnp.maximum(sp - left_end, 0.0)[inv]
-    right = jnp.maximum(right_end - sp, 0.0)[inv]
+    # NaN only from inf - inf (an anchor at an infinite end): an empty side
+    left = jnp.maximum(jnp.where(jnp.isnan(left_sorted), 0.0, left_sorted), 0.0)[inv]
+    right = jnp.maximum(jnp.where(jnp.isnan(right_sorted), 0.0, right_sorted), 0.0)[inv]
     return left, right
 
 
 def anchored_rule(anchors, widths, lo, hi, *, cut_left=None, cut_right=None,
-                  sides=None) -> AnchoredNodes:
+                  sides=None, fine=(), lengths=None) -> AnchoredNodes:
     """Fixed-size rule for ``∫_lo^hi g`` with mass near ``anchors`` (1-D, any order).
 
     Anchors must lie in ``[lo, hi]`` (callers clip them); the region between two neighbours is
@@ -152,9 +185,14 @@ def anchored_rule(anchors, widths, lo, hi, *, cut_left=None, cut_right=None,
         cut_left, cut_right: optional (K,) cuts in ``w`` per side (see :func:`side_rule`).
         sides: optional static tuple of (anchor index, +1 or -1): the sides to build (default:
             both sides of every anchor).  Leave out sides known to be empty.
+        fine: optional static tuple of sides (as in ``sides``) where the integrand is singular
+            at the anchor: they get the finer grading of ``side_rule(..., fine=True)``.
+        lengths: optional (left, right) side lengths (default ``side_lengths(anchors, lo,
+            hi)``; pass ``side_lengths(..., mirror=...)`` for anchors near a huge ``t``).
 
     Returns:
-        :class:`AnchoredNodes`, ``NODES_PER_SIDE`` nodes per side, indexed into ``anchors``.
+        :class:`AnchoredNodes`, ``NODES_PER_SIDE`` nodes per side (``NODES_PER_FINE_SIDE``
+        on ``fine`` sides), indexed into ``anchors``.
     """
     anchors = jnp.asarray(anchors)
     dtype = anchors.dtype
@@ -163,14 +201,20 @@ def anchored_rule(anchors, widths, lo, hi, *, cut_left=None, cut_right=None,
     inf = jnp.full((k,), jnp.inf, dtype)
     cut_left = inf if cut_left is None else cut_left
     cut_right = inf if cut_right is None else cut_right
-    left, right = side_lengths(anchors, lo, hi)
+    left, right = side_lengths(anchors, lo, hi) if lengths is None else lengths
     if sides is None:
         sides = tuple((i, s) for i in range(k) for s in (-1, 1))
-    idx = np.array([i for i, _ in sides])
-    sign = np.array([s for _, s in sides], dtype=float)
-    length = jnp.where(sign < 0, left[idx], right[idx])
-    cut = jnp.where(sign < 0, cut_left[idx], cut_right[idx])
-    off, lw = jax.vmap(side_rule)(length, widths[idx], cut)
-    index = jnp.broadcast_to(jnp.asarray(idx)[:, None], off.shape).reshape(-1)
-    offset = (jnp.asarray(sign, dtype)[:, None] * off).reshape(-1)
-    return AnchoredNodes(index, offset, lw.reshape(-1))
+    parts = []
+    for group, is_fine in ((tuple(sd for sd in sides if sd not in fine), False),
+                           (tuple(sd for sd in sides if sd in fine), True)):
+        if not group:
+            continue
+        idx = np.array([i for i, _ in group])
+        sign = np.array([s for _, s in group], dtype=float)
+        length = jnp.where(sign < 0, left[idx], right[idx])
+        cut = jnp.where(sign < 0, cut_left[idx], cut_right[idx])
+        off, lw = jax.vmap(partial(side_rule, fine=is_fine))(length, widths[idx], cut)
+        index = jnp.broadcast_to(jnp.asarray(idx)[:, None], off.shape).reshape(-1)
+        offset = (jnp.asarray(sign, dtype)[:, None] * off).reshape(-1)
+        parts.append(AnchoredNodes(index, offset, lw.reshape(-1)))
+    return AnchoredNodes(*(jnp.concatenate(a) for a in zip(*parts)))

@@ -68,23 +68,7 @@ def test_tail_float64(pair, rows):
     _check(logp, ref, 1e-8, 1e-8, "log P", t)
 
 
-# Known misses (issue #2 stays open for them): E[V | U = u] with a cusped error density
-# (gennorm p < 1: the score |x|^(p-1) is singular at the error's centre) and with Levy error at
-# u ~ 1e12.  strict: they must start failing the xfail once fixed.
-_GIVEN_KNOWN_MISSES = {
-    ("exponential(rate=1)", "gennorm(p=0.7, scale=0.5)"),
-    ("gennorm(p=0.5)", "gennorm(p=0.7, scale=0.5)"),
-    ("pareto(alpha=2.5)", "levy(scale=1)"),
-    ("student_t(df=3)", "levy(scale=1)"),
-}
-GIVEN = [
-    pytest.param(p, r, marks=pytest.mark.xfail(strict=True, reason="known miss, issue #2"))
-    if p in _GIVEN_KNOWN_MISSES else pytest.param(p, r)
-    for p, r in GIVEN
-]
-
-
-@pytest.mark.parametrize("pair,rows", GIVEN, ids=[f"{v}|{x}" for (v, x), _ in _groups(TABLE["given_proxy"])])
+@pytest.mark.parametrize("pair,rows", GIVEN, ids=[f"{v}|{x}" for (v, x), _ in GIVEN])
 def test_given_proxy_float64(pair, rows):
     value, error = pair
     u = jnp.asarray([float(r["u"]) for r in rows], dtype=jnp.float64)
