@@ -102,16 +102,9 @@ def main(quick: bool, out: Path, seed: int, *, value: str = "gennorm(p=1.0)",
     dens = np.asarray(gj.conditional_density(value_dist, error_dist, win, t[:, None]))
     near_zero = np.sum(zero_wts * dens[:, :zero_pts.shape[1]], axis=1)
     near_t = np.sum(t_wts * dens[:, zero_pts.shape[1]:], axis=1)
-    # The grid: gj.conditional_density would recompute log P(U >= t) for every one of its
-    # points (a quadrature each), so read log P(U >= t) back from it at each frame's densest
-    # node and apply the same identity f_V(v) S_X(t - v) / P(U >= t) on the whole grid.
-    rows = np.arange(num_frames)
-    best = np.argmax(dens, axis=1)
-    anchor = win[rows, best]
-    log_p = np.asarray(value_dist.log_prob(anchor) + error_dist.log_sf(t - anchor)) - np.log(
-        dens[rows, best])
-    density = np.exp(np.asarray(value_dist.log_prob(v[None, :])
-                                + error_dist.log_sf(t[:, None] - v[None, :])) - log_p[:, None])
+    # The grid: one quadrature per frame for P(U >= t), broadcast over v.
+    density = np.asarray(gj.conditional_density(value_dist, error_dist, v[None, :], t[:, None]))
+    log_p = np.asarray(gj.log_tail_prob(value_dist, error_dist, t))
     means = np.asarray(gj.conditional_value(value_dist, error_dist, t))
     numbers = {
         "value": value_dist.spec, "error": error_dist.spec, "t": t, "v": v,

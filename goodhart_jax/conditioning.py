@@ -528,6 +528,7 @@ def conditional_density(value, error, v, t) -> jax.Array:
     """
     value, error = _dists(value, error)
     check_finite("t", t)
-    v, t = jnp.broadcast_arrays(jnp.asarray(v, dtype=jnp.result_type(float)),
-                                jnp.asarray(t, dtype=jnp.result_type(float)))
-    return jnp.exp(value.log_prob(v) + error.log_sf(t - v) - log_tail_prob(value, error, t))
+    v = jnp.asarray(v, dtype=jnp.result_type(float))
+    t = jnp.asarray(t, dtype=jnp.result_type(float))
+    log_p = log_tail_prob(value, error, t)  # one quadrature per threshold, then broadcast
+    return jnp.exp(value.log_prob(v) + error.log_sf(t - v) - log_p)
