@@ -1,0 +1,479 @@
+"""Where E[V | V + X >= t] goes as t -> inf: the theory's prediction and the numerical verdict.
+
+Three regimes for independent ``V`` (finite mean) and ``X``:
+
+* ``"catastrophic"``: ``E[V | U >= t] -> E[V]`` (selection on the proxy stops helping);
+* ``"bounded"``: a finite limit other than ``E[V]``;
+* ``"unbounded"``: ``E[V | U >= t] -> inf``.
+
+:func:`predicted_regime` reads the right tails of the two distributions and applies the theorems
+of Kwa, Thomas & Garriga-Alonso (2024) and the boundary cases between them:
+
+* Thm 6: ``S_X(t + 1) / S_X(t) -> 0`` (``X`` lighter than exponential) gives ``unbounded``;
+* Thm 5: ``X`` subexponential and ``t^p S_V(t) / S_X(t) -> 0`` for some ``p > 1`` gives
+  ``catastrophic``;
+* ``X`` exponential with rate ``lam`` and ``E[exp(lam V)] < inf``: ``bounded``, the limit is the
+  mean of ``V`` tilted by ``exp(lam v)``: ``d/dlam log E[exp(lam V)]`` (``mu + lam s^2`` for
+  ``V ~ N(mu, s^2)``);
+* power laws ``S_V ~ A_V t^-a_V``, ``S_X ~ A_X t^-a_X`` with ``a_V - a_X = 1`` (the edge of Thm 5):
+  ``bounded``, limit ``E[V] + a_V A_V / ((a_V - 1) A_X)``; with ``a_V - a_X < 1``, ``V``'s tail
+  wins and ``E[V | U >= t] - E[V]`` grows like ``t^(1 - (a_V - a_X))``;
+* ``V`` at least as heavy as ``X`` otherwise (``V`` heavier, or equal tails: ``≈ t/2``):
+  ``unbounded``.
+
+:func:`numerical_regime` decides the same question from the exact estimator
+(:func:`goodhart_jax.conditional_value`) alone, by the trend in ``log t`` of the excess
+``D(t) = E[V | U >= t] - E[V]`` far out (see :func:`classify_trend` for the rule).
+
+Example:
+    >>> import goodhart_jax as gj
+    >>> predicted_regime(gj.Normal(0.0, 1.0), gj.Exponential(2.0)).limit
+    2.0
+    >>> predicted_regime(gj.GenNormal(2.0), gj.GenNormal(0.5)).regime
+    'catastrophic'
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from goodhart_jax.distributions import (
+    Distribution,
+    Exponential,
+    GenNormal,
+    Levy,
+    LogNormal,
+    Normal,
+    Pareto,
+    StudentT,
+)
+
+__all__ = [
+    "CATASTROPHIC",
+    "BOUNDED",
+    "UNBOUNDED",
+    "UNDETERMINED",
+    "REGIMES",
+    "Tail",
+    "Prediction",
+    "LimitTrend",
+    "right_tail",
+    "predicted_regime",
+    "classify_trend",
+    "numerical_regime",
+]
+
+CATASTROPHIC = "catastrophic"
+BOUNDED = "bounded"
+UNBOUNDED = "unbounded"
+UNDETERMINED = "undetermined"
+REGIMES = (CATASTROPHIC, BOUNDED, UNBOUNDED)
+
+# Relative tolerance for "equal" tail parameters (boundaries such as c_X = 1, a_V - a_X = 1).
+_EQ = 1e-9
+
+
+def _eq(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=_EQ, abs_tol=_EQ)
+
+
+class Tail(NamedTuple):
+    """Asymptotic right tail ``S(x)`` of a distribution, by class.
+
+    * ``kind="weibull"``: ``log S(x) ~ -(x / scale)^exponent`` (normal: 2, gennorm: ``p``,
+      exponential: 1);
+    * ``kind="lognormal"``: ``log S(x) ~ -(log x)^2 / (2 exponent^2)`` (``exponent = sigma``);
+    * ``kind="power"``: ``S(x) ~ coef x^-exponent`` (Student t: ``df``, Pareto: ``alpha``,
+      Levy: 1/2).
+    """
+
+    kind: str
+    exponent: float
+    scale: float = 1.0
+    coef: float = 1.0
+
+
+def _scalar(d: Distribution, name: str, owner: str) -> float:
+    try:
+        value = float(np.asarray(getattr(d, name)))
+    except (TypeError, ValueError):
+        raise ValueError(f"{owner} must have scalar concrete parameters; {name} of {d!r} "
+                         "is batched or traced") from None
+    return value
+
+
+def right_tail(dist: Distribution, *, name: str = "dist") -> Tail:
+    """The class of ``dist``'s right tail (a :class:`Tail`).
+
+    Math: Student t ``S(x) ~ c_nu nu^((nu-1)/2) scale^nu x^-nu``,
+    ``c_nu = Gamma((nu+1)/2) / (sqrt(nu pi) Gamma(nu/2))``; Levy ``S(x) ~ sqrt(2 scale/(pi x))``.
+
+    Args:
+        dist: one of the seven families (or its spec string), with scalar parameters.
+        name: the argument's name for error messages.
+
+    Raises:
+        ValueError: ``dist`` is not one of the seven families or has batched parameters.
+
+    Example:
+        >>> import goodhart_jax as gj
+        >>> right_tail(gj.StudentT(1.0)).coef  # Cauchy: S(x) ~ 1 / (pi x)
+        0.3183098861837907
+    """
+    if isinstance(dist, str):
+        from goodhart_jax.distributions import parse_dist
+
+        dist = parse_dist(dist)
+    if not isinstance(dist, Distribution):
+        raise ValueError(f"{name} must be a goodhart_jax distribution or spec string, got {dist!r}")
+    p = {k: _scalar(dist, k, name) for k in dist._params}
+    if isinstance(dist, Normal):
+        return Tail("weibull", 2.0, math.sqrt(2.0) * p["scale"])
+    if isinstance(dist, GenNormal):
+        return Tail("weibull", p["p"], p["scale"])
+    if isinstance(dist, Exponential):
+        return Tail("weibull", 1.0, 1.0 / p["rate"])
+    if isinstance(dist, LogNormal):
+        return Tail("lognormal", p["sigma"])
+    if isinstance(dist, StudentT):
+        nu = p["df"]
+        log_c = (math.lgamma(0.5 * (nu + 1.0)) - 0.5 * math.log(nu * math.pi) - math.lgamma(0.5 * nu)
+                 + 0.5 * (nu - 1.0) * math.log(nu) + nu * math.log(p["scale"]))
+        return Tail("power", nu, coef=math.exp(log_c))
+    if isinstance(dist, Pareto):
+        return Tail("power", p["alpha"], coef=p["scale"] ** p["alpha"])
+    if isinstance(dist, Levy):
+        return Tail("power", 0.5, coef=math.sqrt(2.0 * p["scale"] / math.pi))
+    raise ValueError(f"{name} must be one of the seven families, got {type(dist).__name__}")
+
+
+class Prediction(NamedTuple):
+    """The theory's verdict on ``lim E[V | U >= t]``.
+
+    Attributes:
+        regime: ``"catastrophic"``, ``"bounded"`` or ``"unbounded"``.
+        limit: the limit (``E[V]`` when catastrophic, ``inf`` when unbounded; when bounded the
+            value where the theory gives one in closed form, else ``nan``).
+        reason: the theorem or argument, in words.
+    """
+
+    regime: str
+    limit: float
+    reason: str
+
+
+def _gennorm_tilt_mean(p: float, loc: float, scale: float, lam: float) -> float:
+    """``E[V e^{lam V}] / E[e^{lam V}]`` for ``V ~ gennorm(p > 1, loc, scale)``.
+
+    Math: with ``x = lam scale``, ``M(x) = sum_k x^2k m_2k / (2k)!``, ``m_2k = Gamma((2k+1)/p) /
+    Gamma(1/p)`` (all terms positive), the answer is ``loc + scale M'(x) / M(x)``.
+    """
+    x = lam * scale
+    n = 256
+    while True:
+        k = np.arange(n, dtype=float)
+        lg = np.array([math.lgamma((2.0 * j + 1.0) / p) for j in k])
+        with np.errstate(divide="ignore"):
+            lx = math.log(x)
+        log_m = lg + 2.0 * k * lx - np.array([math.lgamma(2.0 * j + 1.0) for j in k])
+        log_d = lg[1:] + (2.0 * k[1:] - 1.0) * lx - np.array([math.lgamma(2.0 * j) for j in k[1:]])
+        top = max(log_m.max(), log_d.max())
+        if (log_m[-1] < top - 60.0 and log_m[-1] < log_m[-2]) or n > 1 << 20:
+            break
+        n *= 4
+    lse = lambda a: a.max() + math.log(np.exp(a - a.max()).sum())  # noqa: E731
+    return loc + scale * math.exp(lse(log_d) - lse(log_m))
+
+
+def _tilt_limit(value: Distribution, vt: Tail, lam: float) -> float:
+    """The bounded limit for exponential X (rate ``lam``): V's mean tilted by ``exp(lam v)``."""
+    if isinstance(value, Normal):
+        return float(value.loc) + lam * float(value.scale) ** 2
+    if isinstance(value, Exponential):
+        return 1.0 / (float(value.rate) - lam)
+    if isinstance(value, GenNormal):
+        loc, s, p = float(value.loc), float(value.scale), float(value.p)
+        if _eq(p, 1.0):
+            return loc + 2.0 * lam * s * s / (1.0 - (lam * s) ** 2)
+        return _gennorm_tilt_mean(p, loc, s, lam)
+    return math.nan
+
+
+def predicted_regime(value: Distribution, error: Distribution) -> Prediction:
+    """The theory's regime of ``lim_{t -> inf} E[V | V + X >= t]`` for independent ``V``, ``X``.
+
+    Math: compare right tails (:func:`right_tail`): Thm 6 (``c_X > 1``) unbounded; ``c_X = 1``
+    bounded iff ``E[e^{lam V}] < inf``, limit ``d/dlam log E[e^{lam V}]``; Thm 5
+    (``X`` subexponential, ``t^p S_V/S_X -> 0``, ``p > 1``) catastrophic; power laws with
+    ``a_V - a_X = 1`` bounded, limit ``E[V] + a_V A_V / ((a_V - 1) A_X)``; otherwise unbounded.
+
+    Args:
+        value: distribution of ``V`` (finite mean; scalar parameters), or a spec string.
+        error: distribution of ``X`` (scalar parameters), or a spec string.
+
+    Returns:
+        :class:`Prediction` (regime, limit, reason).
+
+    Raises:
+        ValueError: a distribution that is not one of the seven families, has batched
+            parameters, or (``value``) has no finite mean.
+
+    Example:
+        >>> import goodhart_jax as gj
+        >>> predicted_regime(gj.StudentT(3.0), gj.StudentT(1.0)).regime
+        'catastrophic'
+        >>> predicted_regime(gj.StudentT(2.0), gj.StudentT(1.0)).limit  # doctest: +ELLIPSIS
+        3.14159...
+    """
+    from goodhart_jax.distributions import parse_dist
+
+    vt = right_tail(value, name="value")
+    xt = right_tail(error, name="error")
+    value, error = parse_dist(value), parse_dist(error)
+    mean = float(np.asarray(value.mean()))
+    if not math.isfinite(mean):
+        raise ValueError(f"value must have a finite mean; {value!r} has none")
+    inf = math.inf
+    heavier = Prediction(UNBOUNDED, inf, "V's tail is heavier than X's: E[V | U >= t] ~ t")
+    equal = Prediction(UNBOUNDED, inf, "equal tails: E[V | U >= t] ~ t/2 (exchangeability)")
+    thm5 = Prediction(CATASTROPHIC, mean, "Thm 5: X subexponential and t^p S_V/S_X -> 0 (p > 1)")
+    if xt.kind == "weibull" and xt.exponent > 1.0 and not _eq(xt.exponent, 1.0):
+        return Prediction(UNBOUNDED, inf, "Thm 6: X lighter than exponential, V unbounded")
+    if xt.kind == "weibull" and _eq(xt.exponent, 1.0):
+        lam = 1.0 / xt.scale
+        if vt.kind != "weibull" or vt.exponent < 1.0 and not _eq(vt.exponent, 1.0):
+            return heavier
+        if _eq(vt.exponent, 1.0):
+            rate_v = 1.0 / vt.scale
+            if _eq(rate_v, lam):
+                return equal
+            if rate_v < lam:
+                return heavier
+        return Prediction(BOUNDED, _tilt_limit(value, vt, lam),
+                          "exponential X (c = 1 boundary), E[exp(lam V)] finite: V's mean "
+                          "tilted by exp(lam v)")
+    # X subexponential from here on
+    if vt.kind == "weibull":
+        if xt.kind != "weibull" or vt.exponent > xt.exponent and not _eq(vt.exponent, xt.exponent):
+            return thm5
+        if _eq(vt.exponent, xt.exponent):
+            if _eq(vt.scale, xt.scale):
+                return equal
+            return thm5 if vt.scale < xt.scale else heavier
+        return heavier
+    if vt.kind == "lognormal":
+        if xt.kind == "power":
+            return thm5
+        if xt.kind == "weibull":
+            return heavier
+        if _eq(vt.exponent, xt.exponent):
+            return equal
+        return thm5 if vt.exponent < xt.exponent else heavier
+    # V power law (a_V > 1: finite mean)
+    if xt.kind != "power":
+        return heavier
+    delta = vt.exponent - xt.exponent
+    if _eq(delta, 1.0):
+        limit = mean + vt.exponent * vt.coef / ((vt.exponent - 1.0) * xt.coef)
+        return Prediction(BOUNDED, limit, "power laws with a_V - a_X = 1 (edge of Thm 5): "
+                          "limit E[V] + a_V A_V / ((a_V - 1) A_X)")
+    if delta > 1.0:
+        return thm5
+    if _eq(delta, 0.0) and _eq(vt.coef, xt.coef):
+        return equal
+    return Prediction(UNBOUNDED, inf, f"power laws with a_V - a_X = {delta:g} < 1: "
+                      f"E[V | U >= t] - E[V] ~ t^{1.0 - delta:g}")
+
+
+class LimitTrend(NamedTuple):
+    """The numerical verdict of :func:`numerical_regime`.
+
+    Attributes:
+        regime: ``"catastrophic"``, ``"bounded"``, ``"unbounded"`` or ``"undetermined"``.
+        slope: secant slope of ``log D`` against ``log t`` over the last quarter of the log-t
+            window, ``D = E[V | U >= t] - E[V]``.
+        slope_before: the same over the quarter before (the trend of the slope).
+        t_max: the largest threshold used.
+        log_p: ``log P(U >= t_max)``.
+        value: ``E[V | U >= t_max]``.
+        mean: ``E[V]``.
+    """
+
+    regime: str
+    slope: float
+    slope_before: float
+    t_max: float
+    log_p: float
+    value: float
+    mean: float
+
+
+def classify_trend(t, excess, *, slope_tol: float = 0.02) -> tuple[str, float, float]:
+    """Classify the limit of ``D(t) = E[V | U >= t] - E[V]`` from its trend in ``log t``.
+
+    Rule: split the log-t range of the points into quarters; ``s`` is the secant slope of
+    ``log D`` against ``log t`` across the last quarter (``s_before`` across the one before).
+    ``s < -slope_tol``: ``D -> 0`` like a power of ``t`` (catastrophic); ``s > slope_tol``:
+    ``D`` grows like a power of ``t`` (unbounded); ``|s| <= slope_tol``: ``D`` levels off
+    (bounded).  ``D <= 0`` or non-finite anywhere in the last half: ``"undetermined"``.
+
+    Math: ``s = [log D(t_n) - log D(t_q)] / [log t_n - log t_q]``, ``log t_q`` three quarters
+    of the way from ``log t_1`` to ``log t_n``.
+
+    Args:
+        t: increasing thresholds (at least 5, positive).
+        excess: ``D(t)`` at those thresholds.
+        slope_tol: the band of slopes that counts as level (``> 0``).
+
+    Returns:
+        ``(regime, s, s_before)``.
+
+    Raises:
+        ValueError: fewer than 5 thresholds, thresholds not positive and increasing, shapes
+            that differ, or ``slope_tol`` not positive.
+
+    Example:
+        >>> import numpy as np
+        >>> t = np.geomspace(10.0, 1e6, 21)
+        >>> classify_trend(t, 3.0 / np.sqrt(t))[0]
+        'catastrophic'
+    """
+    from goodhart_jax._validation import check_param
+
+    check_param("slope_tol", slope_tol, lo=0.0, lo_open=True)
+    t = np.asarray(t, dtype=float)
+    d = np.asarray(excess, dtype=float)
+    if t.ndim != 1 or t.shape != d.shape:
+        raise ValueError(f"t and excess must be 1-D of equal length, got shapes {t.shape} and {d.shape}")
+    if t.size < 5:
+        raise ValueError(f"t must hold at least 5 thresholds, got {t.size}")
+    if not (np.all(np.isfinite(t)) and np.all(t > 0) and np.all(np.diff(t) > 0)):
+        raise ValueError("t must be positive, finite and increasing")
+    lt = np.log(t)
+    span = lt[-1] - lt[0]
+    q3 = int(np.argmin(np.abs(lt - (lt[0] + 0.75 * span))))
+    q2 = int(np.argmin(np.abs(lt - (lt[0] + 0.5 * span))))
+    q3 = min(max(q3, q2 + 1), t.size - 1)
+    tail = d[q2:]
+    if not (np.all(np.isfinite(tail)) and np.all(tail > 0)) or q3 >= t.size - 1:
+        return UNDETERMINED, math.nan, math.nan
+    ld = np.log(d)
+    s = float((ld[-1] - ld[q3]) / (lt[-1] - lt[q3]))
+    s_before = float((ld[q3] - ld[q2]) / (lt[q3] - lt[q2]))
+    if s < -slope_tol:
+        return CATASTROPHIC, s, s_before
+    if s > slope_tol:
+        return UNBOUNDED, s, s_before
+    return BOUNDED, s, s_before
+
+
+def _exact(value, error, t):
+    """``(log D, log P(U >= t))`` with ``D = E[V | U >= t] - E[V]``, from one quadrature.
+
+    The conditioning module computes both from the same nodes (``E[V | U >= t] = E[V] +
+    e^(log N - log P)``); taking them together costs one compilation per pair of families and
+    keeps ``D`` exact when it is far below ``E[V]``'s rounding.  Falls back to the public
+    functions (``D`` by subtraction) if the private helper is not there.
+    """
+    from goodhart_jax import conditioning
+
+    t = np.asarray(t, dtype=float)
+    helper = getattr(conditioning, "_tail_terms", None)
+    vmap_t = getattr(conditioning, "_vmap_t", None)
+    if helper is not None and vmap_t is not None:
+        try:
+            log_p, log_n = vmap_t(helper, value, error, t)
+            return np.asarray(log_n) - np.asarray(log_p), np.asarray(log_p)
+        except (TypeError, ValueError):
+            pass
+    mean = float(np.asarray(value.mean()))
+    cond = np.asarray(conditioning.conditional_value(value, error, t))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_d = np.log(cond - mean)
+    return log_d, np.asarray(conditioning.log_tail_prob(value, error, t))
+
+
+def _crossing(t, log_p, nats):
+    """Interpolated ``t`` where ``log P`` first falls to ``-nats`` (index of the bracket, t)."""
+    below = np.flatnonzero(~(log_p > -nats))  # NaN counts as beyond: stop before it
+    if below.size == 0:
+        return None, float(t[-1])
+    i = int(below[0])
+    if i == 0:
+        return 0, float(t[0])
+    a = math.log(max(-log_p[i - 1], 1e-300))
+    c = math.log(-log_p[i]) if np.isfinite(log_p[i]) else a + 50.0
+    frac = (math.log(nats) - a) / (c - a) if c > a else 1.0
+    lt0, lt1 = math.log(t[i - 1]), math.log(t[i])
+    return i, math.exp(lt0 + min(max(frac, 0.0), 1.0) * (lt1 - lt0))
+
+
+def numerical_regime(value, error, *, max_nats: float = 1e8, t_cap: float = 1e150,
+                     num_points: int = 41, slope_tol: float = 0.02) -> LimitTrend:
+    """The regime of ``lim E[V | V + X >= t]`` decided from the exact estimator alone.
+
+    Thresholds run geometrically from ``sqrt(t_max)`` to ``t_max``, where ``t_max`` is the
+    threshold at which ``log P(U >= t)`` reaches ``-max_nats`` (found on a geometric scan of
+    ``[1, t_cap]``, refined once), or ``t_cap`` if it never does (power laws).  ``D(t) =
+    E[V | U >= t] - E[V]`` there is classified by :func:`classify_trend`.  The estimator's
+    log-space terms are of size ``max_nats``, so its relative accuracy is about
+    ``max_nats * 1e-16``; the default ``1e8`` (``P(U >= t_max) = e^-1e8``) keeps it near
+    ``1e-8`` (beyond ``~1e13`` nats the estimator breaks down).  Every call evaluates the
+    quadrature on arrays of ``num_points`` thresholds: one compilation per pair of families.
+
+    Math: ``s ≈ d log(E[V | U >= t] - E[V]) / d log t`` at ``t ≈ t_max``.
+
+    Args:
+        value: distribution of ``V`` (finite mean), or a spec string.
+        error: distribution of ``X``, or a spec string.
+        max_nats: ``-log P(U >= t_max)`` to aim for (in ``[10, 1e12]``).
+        t_cap: the largest threshold allowed (in ``[10, 1e250]``).
+        num_points: thresholds per evaluation (``>= 9``).
+        slope_tol: see :func:`classify_trend`.
+
+    Returns:
+        :class:`LimitTrend`.
+
+    Raises:
+        ValueError: a parameter out of range (named), float64 off, or ``value`` without a
+            finite mean.
+
+    Example:
+        >>> import jax, goodhart_jax as gj
+        >>> jax.config.update("jax_enable_x64", True)
+        >>> numerical_regime(gj.Normal(), gj.Exponential(1.0)).regime
+        'bounded'
+    """
+    import jax
+
+    from goodhart_jax._validation import check_param, check_positive_int
+    from goodhart_jax.distributions import parse_dist
+
+    check_param("max_nats", max_nats, lo=10.0, hi=1e12)
+    check_param("t_cap", t_cap, lo=10.0, hi=1e250)
+    num_points = check_positive_int("num_points", num_points, minimum=9)
+    check_param("slope_tol", slope_tol, lo=0.0, lo_open=True)
+    value, error = parse_dist(value), parse_dist(error)
+    if not jax.config.jax_enable_x64:
+        raise ValueError("numerical_regime needs float64: jax.config.update('jax_enable_x64', True)")
+    mean = float(np.asarray(value.mean()))
+    if not math.isfinite(mean):
+        raise ValueError(f"value must have a finite mean; {value!r} has none")
+    scan = np.geomspace(1.0, t_cap, num_points)
+    _, lp = _exact(value, error, scan)
+    i, t_max = _crossing(scan, lp, max_nats)
+    if i is not None and i > 0:  # refine inside the bracket
+        fine = np.geomspace(scan[i - 1], scan[i], num_points)
+        _, lp_fine = _exact(value, error, fine)
+        _, t_max = _crossing(fine, lp_fine, max_nats)
+    t_lo = max(math.sqrt(t_max), min(2.0, t_max / 10.0))
+    t = np.geomspace(t_lo, t_max, num_points)
+    log_d, log_p = _exact(value, error, t)
+    with np.errstate(over="ignore"):
+        excess = np.exp(log_d)
+    regime, s, s_before = classify_trend(t, excess, slope_tol=slope_tol)
+    return LimitTrend(regime, s, s_before, float(t[-1]), float(log_p[-1]),
+                      mean + float(excess[-1]), mean)
