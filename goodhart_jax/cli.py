@@ -65,7 +65,9 @@ def _build_parser() -> _Parser:
                    help="join a cluster JAX detects by itself (Slurm, Open MPI, ...)")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
-    sub.add_parser("list", help="list the registered experiments")
+    ls = sub.add_parser("list", help="list the registered experiments")
+    ls.add_argument("--json", action="store_true",
+                    help="print JSON (name, description, tunable parameters with defaults)")
 
     r = sub.add_parser("run", help="run an experiment (or 'all')")
     r.add_argument("name")
@@ -90,9 +92,14 @@ def _build_parser() -> _Parser:
     return p
 
 
-def _cmd_list() -> int:
+def _cmd_list(as_json: bool = False) -> int:
     import experiments
 
+    if as_json:
+        rows = [{"name": n, "description": experiments.describe(n),
+                 "parameters": experiments.parameters(n)} for n in experiments.names()]
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
     width = max(len(n) for n in experiments.names())
     for name in experiments.names():
         print(f"{name:<{width}}  {experiments.describe(name)}")
@@ -204,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 2
         if args.command == "list":
-            return _cmd_list()
+            return _cmd_list(args.json)
         if args.command == "run":
             return _cmd_run(args)
         if args.command == "condition":
@@ -220,6 +227,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `goodhart-jax list --json | head`: the reader left
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -199,12 +199,14 @@ def sides_anchors(sides) -> tuple[int, ...]:
 
 
 class _Territory(NamedTuple):
-    """Ends ``a <= b`` of the stretches of ``y`` owned by some anchors, and ``x = t - y`` there."""
+    """Ends ``a <= b`` of the stretch of ``y`` owned by each anchor, ``x = t - y`` there, and
+    which anchors are selected."""
 
     a: jax.Array
     b: jax.Array
     x_a: jax.Array
     x_b: jax.Array
+    selected: jax.Array
 
 
 def _nodes(value, error, t, inner_log, fn, *, singular_at_error_centre: bool = False,
@@ -241,12 +243,14 @@ def _nodes(value, error, t, inner_log, fn, *, singular_at_error_centre: bool = F
         return y, x, rule.log_weight
     # the stretches of y owned by X's anchors: t - c_X (index 1) and, if X is bounded below,
     # the end hi = t - lo_X (the last anchor): [ya_k - left_k, ya_k + right_k]
-    own = (1, len(sides_anchors(sides)) - 1) if _bounded_below(error) else (1,)
+    # (and of any anchor at the same place: coincident anchors share out its two sides)
+    own = np.zeros(ya.shape[0], bool)
+    own[[1, len(sides_anchors(sides)) - 1] if _bounded_below(error) else [1]] = True
+    same = (ya[:, None] == ya[None, :]) & (xa[:, None] == xa[None, :])
+    own = jnp.any(same & jnp.asarray(own)[None, :], axis=1)
     left, right = lengths
-    k = np.array(own)
-    ends = _Territory(ya[k] - left[k], ya[k] + right[k], xa[k] + left[k] + shift,
-                      xa[k] - right[k] + shift)
-    return y, x, rule.log_weight, jnp.isin(rule.index, k), ends
+    ends = _Territory(ya - left, ya + right, xa + left + shift, xa - right + shift, own)
+    return y, x, rule.log_weight, own[rule.index], ends
 
 
 def _edge_correction(log_total, log_edge, edge, sign=1.0):
@@ -369,6 +373,10 @@ def _vmap_t(fn, value, error, t):
     if not jnp.issubdtype(t.dtype, jnp.floating):
         t = t.astype(jnp.result_type(float))
     flat = t.reshape(-1)
+    # compute in t's precision: float parameters (float64 under x64) follow t's dtype
+    value, error = jax.tree_util.tree_map(
+        lambda a: jnp.asarray(a, t.dtype) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a,
+        (value, error))
     out = jax.vmap(fn, in_axes=(None, None, 0))(value, error, flat)
     return jax.tree_util.tree_map(lambda o: o.reshape(t.shape), out)
 
@@ -452,7 +460,8 @@ def _proxy_terms(value, error, u):
     parts, ``∫ G(y) f_X(u - y) score(u - y) dy`` with ``G(y) = E[(V - E V) 1{V > y}] >= 0``,
     the score cancels under X's bulk where ``G`` is flat (a heavy-tailed X at huge u: ``∫ f_X
     score = 0``).  So: by parts everywhere except on the stretches ``[a, b]`` owned by X's
-    anchors (``u - c_X`` and ``u - lo_X``), which are integrated directly; boundary terms
+    anchors (``u - c_X`` and ``u - lo_X``, and anchors at the same places), which are integrated
+    directly; boundary terms
     ``G(b) f_X(u - b) - G(a) f_X(u - a)`` make the two forms agree, and the jump
     ``- G(u - lo_X) f_X(lo_X)`` at X's lower support end stays as it is.
     """
@@ -465,8 +474,8 @@ def _proxy_terms(value, error, u):
     pos = _lse(jnp.where(direct, dir_pos, bp_pos))
     neg = _lse(jnp.where(direct, dir_neg, bp_neg))
 
-    def boundary(yb, xb):  # log G(yb) f_X(xb), -inf at an infinite end
-        fin = jnp.isfinite(yb) & jnp.isfinite(xb)
+    def boundary(yb, xb):  # log G(yb) f_X(xb), -inf at an infinite end or unselected anchor
+        fin = jnp.isfinite(yb) & jnp.isfinite(xb) & ends.selected
         val = value._log_mean_excess(jnp.where(fin, yb, 0.0)) + error.log_prob(jnp.where(fin, xb, 1.0))
         return jnp.where(fin & ~jnp.isnan(val), val, -jnp.inf)
 

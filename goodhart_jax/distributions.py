@@ -81,6 +81,12 @@ def _safe(cond, x, fill):
     return jnp.where(cond, x, fill)
 
 
+
+def _as_float(x) -> jax.Array:
+    """``x`` as an array of its own float dtype (integers become the default float)."""
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
+
 class Distribution:
     """Base class: parameters are pytree leaves, methods are pure JAX."""
 
@@ -218,7 +224,7 @@ class _LocScale(Distribution):
         return self._std_log_sf(-self._z(x))
 
     def mean(self):
-        return jnp.asarray(self.loc, dtype=jnp.result_type(float))
+        return _as_float(self.loc)
 
     def _bulk(self):
         return jnp.asarray(self.loc), jnp.asarray(self.scale)
@@ -303,7 +309,7 @@ class StudentT(_LocScale):
                 + self._std_log_prob(z))
 
     def mean(self):
-        loc = jnp.asarray(self.loc, dtype=jnp.result_type(float))
+        loc = _as_float(self.loc)
         return jnp.where(self.df > 1.0, loc, jnp.nan)
 
     def _std_sample(self, key, shape, dtype):
@@ -388,13 +394,13 @@ class Exponential(Distribution):
         return jnp.where(pos, _log1mexp(-self.rate * xs), -jnp.inf)
 
     def mean(self):
-        return 1.0 / jnp.asarray(self.rate, dtype=jnp.result_type(float))
+        return 1.0 / _as_float(self.rate)
 
     def support(self):
-        return jnp.zeros_like(jnp.asarray(self.rate, dtype=jnp.result_type(float))), jnp.asarray(jnp.inf)
+        return jnp.zeros_like(_as_float(self.rate)), jnp.asarray(jnp.inf)
 
     def _bulk(self):
-        lo = jnp.zeros_like(jnp.asarray(self.rate, dtype=jnp.result_type(float)))
+        lo = jnp.zeros_like(_as_float(self.rate))
         return lo, 1.0 / self.rate
 
     def _log_mean_excess(self, y):
@@ -444,10 +450,10 @@ class LogNormal(Distribution):
         return jnp.where(pos, _special.log_ndtr(a), -jnp.inf)
 
     def mean(self):
-        return self.loc + jnp.exp(0.5 * jnp.asarray(self.sigma, dtype=jnp.result_type(float)) ** 2)
+        return self.loc + jnp.exp(0.5 * _as_float(self.sigma) ** 2)
 
     def support(self):
-        return jnp.asarray(self.loc, dtype=jnp.result_type(float)), jnp.asarray(jnp.inf)
+        return _as_float(self.loc), jnp.asarray(jnp.inf)
 
     def _bulk(self):
         mode = jnp.exp(-jnp.asarray(self.sigma) ** 2)
@@ -512,11 +518,11 @@ class Pareto(Distribution):
         return jnp.where(ok, _log1mexp(-self.alpha * self._log_ratio(xs)), -jnp.inf)
 
     def mean(self):
-        a = jnp.asarray(self.alpha, dtype=jnp.result_type(float))
+        a = _as_float(self.alpha)
         return jnp.where(a > 1.0, a * self.scale / _safe(a > 1.0, a - 1.0, 1.0), jnp.inf)
 
     def support(self):
-        return jnp.asarray(self.scale, dtype=jnp.result_type(float)), jnp.asarray(jnp.inf)
+        return _as_float(self.scale), jnp.asarray(jnp.inf)
 
     def _bulk(self):
         return jnp.asarray(self.scale), self.scale / self.alpha
@@ -588,10 +594,10 @@ class Levy(Distribution):
         return jnp.where(pos, jnp.where(small, near_one, tail), -jnp.inf)
 
     def mean(self):
-        return jnp.full_like(jnp.asarray(self.scale, dtype=jnp.result_type(float)), jnp.inf)
+        return jnp.full_like(_as_float(self.scale), jnp.inf)
 
     def support(self):
-        return jnp.zeros_like(jnp.asarray(self.scale, dtype=jnp.result_type(float))), jnp.asarray(jnp.inf)
+        return jnp.zeros_like(_as_float(self.scale)), jnp.asarray(jnp.inf)
 
     def _bulk(self):
         return self.scale / 3.0, jnp.asarray(self.scale) / 3.0
