@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 import jax
-import numpy as np
 
 import goodhart_jax as gj
 from goodhart_jax import regimes, results, sweeps
@@ -61,7 +60,7 @@ def _grid(name: str, values, default, *, lo: float, lo_open: bool = True) -> lis
 
 def _on_boundary(family: str, v: float, x: float) -> bool:
     """Cells the theory's boundary lines pass through (c_X = 1, c_V = c_X <= 1; nu_V - nu_X = 1)."""
-    eq = lambda a, b: math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)  # noqa: E731
+    eq = lambda a, b: math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
     if family == "gennorm":
         return eq(x, 1.0) or (eq(v, x) and x <= 1.0)
     return eq(v - x, 1.0)
@@ -138,7 +137,8 @@ def _explain(name: str, table: dict, check_nats: float) -> str:
     if table["disagreements"]:
         bad = ", ".join(f"({c['value_param']:g}, {c['error_param']:g}): numerics "
                         f"{c['numerical']} (slope {c['slope']:.3g}), theory {c['predicted']}"
-                        + (" [on a boundary line: the slope tends to 0 slowly]" if c["on_boundary"] else "")
+                        + (" [on a boundary line: the slope tends to 0 slowly]"
+                           if c["on_boundary"] else "")
                         for c in table["disagreements"])
         text += "; disagree: " + bad
     text += (f"; stopping at P(U >= t) = e^-{check_nats:g} instead: {table['agree_at_check']}/{n} "
@@ -182,12 +182,12 @@ def main(quick: bool, out: Path, seed: int, *, gennorm_exponents: list | None = 
     conclusions = [
         _explain("gennorm grid (c_V, c_X)", tables["gennorm"], check_nats),
         _explain("Student-t grid (nu_V, nu_X)", tables["student_t"], check_nats),
-        "gennorm exp(-|x|^c): c_X > 1 unbounded (Thm 6); c_X = 1 bounded iff c_V > 1 (limit "
-        "E[V e^V]/E[e^V]); c_X < 1 catastrophic iff c_V > c_X (Thm 5; E - E[V] ~ c_X t^(c_X-1) "
-        "Var V, slow near c_X = 1), else unbounded (E ~ t, or t/2 on the diagonal)",
-        "Student t: nu_V - nu_X > 1 catastrophic (Thm 5; E - E[V] ~ t^max(1-(nu_V-nu_X), -1)); "
-        "= 1 bounded, limit nu_V A_V / ((nu_V - 1) A_X) with S(x) ~ A x^-nu; < 1 unbounded "
-        "(E ~ t^(1-(nu_V-nu_X)))",
+        ("gennorm exp(-|x|^c): c_X > 1 unbounded (Thm 6); c_X = 1 bounded iff c_V > 1 (limit "
+         "E[V e^V]/E[e^V]); c_X < 1 catastrophic iff c_V > c_X (Thm 5; E - E[V] ~ c_X "
+         "t^(c_X-1) Var V, slow near c_X = 1), else unbounded (E ~ t, or t/2 on the diagonal)"),
+        ("Student t: nu_V - nu_X > 1 catastrophic (Thm 5; E - E[V] ~ t^max(1-(nu_V-nu_X), -1)); "
+         "= 1 bounded, limit nu_V A_V / ((nu_V - 1) A_X) with S(x) ~ A x^-nu; < 1 unbounded "
+         "(E ~ t^(1-(nu_V-nu_X)))"),
     ]
     rule = (f"numerical rule: thresholds geometric from sqrt(t_max) to t_max, t_max where "
             f"log P(U >= t) = -{max_nats:g} (or t_cap = {t_cap:g} for power laws); s = secant "

@@ -83,7 +83,8 @@ class GatedProxy(NamedTuple):
 
     @property
     def spec(self) -> str:
-        return f"gated_proxy(lo={float(self.lo)!r}, hi={float(self.hi)!r}, scale={float(self.scale)!r})"
+        lo, hi, s = (float(a) for a in self)
+        return f"gated_proxy(lo={lo!r}, hi={hi!r}, scale={s!r})"
 
 
 def _check(model) -> GatedProxy:
@@ -259,8 +260,8 @@ def dependent_log_tail_prob(model: GatedProxy, t) -> jax.Array:
     Example:
         >>> import jax
         >>> jax.config.update("jax_enable_x64", True)
-        >>> round(float(dependent_log_tail_prob(kwa_dependent_proxy(), -50.0)), 12)
-        0.0
+        >>> round(float(dependent_log_tail_prob(kwa_dependent_proxy(), 3.0)), 6)
+        -2.961493
     """
     model, t = _prepare(model, t)
     ref, log_den, _, _ = _value_terms(model, t.reshape(-1))
@@ -286,7 +287,7 @@ def dependent_conditional_value(model: GatedProxy, t) -> jax.Array:
         >>> import jax
         >>> jax.config.update("jax_enable_x64", True)
         >>> round(float(dependent_conditional_value(kwa_dependent_proxy(), 100.0)), 8)
-        0.95809991
+        0.95809696
     """
     model, t = _prepare(model, t)
     _, log_den, log_pos, log_neg = _value_terms(model, t.reshape(-1))

@@ -120,8 +120,8 @@ def right_tail(dist: Distribution, *, name: str = "dist") -> Tail:
 
     Example:
         >>> import goodhart_jax as gj
-        >>> right_tail(gj.StudentT(1.0)).coef  # Cauchy: S(x) ~ 1 / (pi x)
-        0.3183098861837907
+        >>> round(right_tail(gj.StudentT(1.0)).coef, 12)  # Cauchy: S(x) ~ 1 / (pi x)
+        0.318309886184
     """
     if isinstance(dist, str):
         from goodhart_jax.distributions import parse_dist
@@ -140,7 +140,8 @@ def right_tail(dist: Distribution, *, name: str = "dist") -> Tail:
         return Tail("lognormal", p["sigma"])
     if isinstance(dist, StudentT):
         nu = p["df"]
-        log_c = (math.lgamma(0.5 * (nu + 1.0)) - 0.5 * math.log(nu * math.pi) - math.lgamma(0.5 * nu)
+        log_c = (math.lgamma(0.5 * (nu + 1.0)) - 0.5 * math.log(nu * math.pi)
+                 - math.lgamma(0.5 * nu)
                  + 0.5 * (nu - 1.0) * math.log(nu) + nu * math.log(p["scale"]))
         return Tail("power", nu, coef=math.exp(log_c))
     if isinstance(dist, Pareto):
@@ -184,7 +185,7 @@ def _gennorm_tilt_mean(p: float, loc: float, scale: float, lam: float) -> float:
         if (log_m[-1] < top - 60.0 and log_m[-1] < log_m[-2]) or n > 1 << 20:
             break
         n *= 4
-    lse = lambda a: a.max() + math.log(np.exp(a - a.max()).sum())  # noqa: E731
+    lse = lambda a: a.max() + math.log(np.exp(a - a.max()).sum())
     return loc + scale * math.exp(lse(log_d) - lse(log_m))
 
 
@@ -347,7 +348,8 @@ def classify_trend(t, excess, *, slope_tol: float = 0.02) -> tuple[str, float, f
     t = np.asarray(t, dtype=float)
     d = np.asarray(excess, dtype=float)
     if t.ndim != 1 or t.shape != d.shape:
-        raise ValueError(f"t and excess must be 1-D of equal length, got shapes {t.shape} and {d.shape}")
+        raise ValueError(f"t and excess must be 1-D of equal length, got shapes {t.shape} "
+                         f"and {d.shape}")
     if t.size < 5:
         raise ValueError(f"t must hold at least 5 thresholds, got {t.size}")
     if not (np.all(np.isfinite(t)) and np.all(t > 0) and np.all(np.diff(t) > 0)):
@@ -458,7 +460,8 @@ def numerical_regime(value, error, *, max_nats: float = 1e8, t_cap: float = 1e15
     check_param("slope_tol", slope_tol, lo=0.0, lo_open=True)
     value, error = parse_dist(value), parse_dist(error)
     if not jax.config.jax_enable_x64:
-        raise ValueError("numerical_regime needs float64: jax.config.update('jax_enable_x64', True)")
+        raise ValueError("numerical_regime needs float64: "
+                         "jax.config.update('jax_enable_x64', True)")
     mean = float(np.asarray(value.mean()))
     if not math.isfinite(mean):
         raise ValueError(f"value must have a finite mean; {value!r} has none")

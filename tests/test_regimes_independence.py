@@ -59,7 +59,7 @@ def _scipy(dist):
 
 
 def _textbook(value, error, t):
-    """``∫ (v - E V) f_V(v) S_X(t - v) dv / ∫ f_V(v) S_X(t - v) dv`` by scipy quad, piecewise."""
+    """``∫ (v - E V) f_V S_X(t - v) dv / ∫ f_V S_X(t - v) dv`` by scipy quad, piecewise."""
     sv, sx = _scipy(value), _scipy(error)
     mean = float(sv.mean())
     lo, hi = sv.support()
@@ -89,7 +89,8 @@ _LOC = st.floats(-2.0, 2.0)
 _SCALE = st.floats(0.5, 2.0)
 _FAMILIES = {
     "normal": lambda v: st.builds(gj.Normal, _LOC, _SCALE),
-    "student_t": lambda v: st.builds(gj.StudentT, st.floats(2.0, 10.0) if v else st.floats(0.5, 10.0),
+    "student_t": lambda v: st.builds(gj.StudentT,
+                                     st.floats(2.0, 10.0) if v else st.floats(0.5, 10.0),
                                      _LOC, _SCALE),
     "gennorm": lambda v: st.builds(gj.GenNormal, st.floats(0.5, 4.0), _LOC, _SCALE),
     "exponential": lambda v: st.builds(gj.Exponential, st.floats(0.5, 2.0)),
@@ -120,7 +121,8 @@ def _independent_case(draw):
 def test_dependent_proxy_matches_reference_values():
     model = dependence.kwa_dependent_proxy()
     t = np.array(sorted(BRIEF) + sorted(HIGH_PRECISION))
-    ref = np.array([BRIEF[x] for x in sorted(BRIEF)] + [HIGH_PRECISION[x] for x in sorted(HIGH_PRECISION)])
+    ref = np.array([BRIEF[x] for x in sorted(BRIEF)]
+                   + [HIGH_PRECISION[x] for x in sorted(HIGH_PRECISION)])
     got = np.asarray(dependence.dependent_conditional_value(model, t))
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-8)
     # rising to 1, the top of the gate: 1 - E ~ 4 / t
@@ -136,7 +138,7 @@ def _mp_gated(t, lo, hi, s, dps=30):
 
 
 def _mp_gated_at(t, lo, hi, s):
-    S = lambda x: mp.ncdf(-x)  # noqa: E731
+    S = lambda x: mp.ncdf(-x)
     w = s * s / max(t - hi, 1)  # the width of the mass piled at the gate's top
     pts = {lo, hi, min(max(mp.mpf(0), lo), hi), min(max(t / (1 + s * s), lo), hi)}
     pts = sorted(pts | {hi - k * w for k in (0.25, 1, 4, 16) if hi - k * w > lo})
@@ -201,7 +203,8 @@ def test_sampler_agrees_with_exact(method):
 
 def test_wide_gate_is_the_independent_pair():
     t = np.linspace(-2.0, 30.0, 150)  # the shape of the independence experiment's quick grid
-    wide = np.asarray(dependence.dependent_conditional_value(dependence.GatedProxy(-40.0, 40.0, 2.0), t))
+    gate = dependence.GatedProxy(-40.0, 40.0, 2.0)
+    wide = np.asarray(dependence.dependent_conditional_value(gate, t))
     ind = np.asarray(gj.conditional_value(gj.Normal(), gj.Normal(0.0, 2.0), t))
     np.testing.assert_allclose(wide, ind, rtol=1e-10, atol=1e-12)
 
@@ -240,7 +243,8 @@ def test_textbook_predictions():
     ]
     for value, error, regime in cases:
         assert regimes.predicted_regime(value, error).regime == regime, (value, error)
-    assert regimes.predicted_regime(gj.Exponential(3.0), gj.Exponential(1.0)).limit == pytest.approx(0.5)
+    limit = regimes.predicted_regime(gj.Exponential(3.0), gj.Exponential(1.0)).limit
+    assert limit == pytest.approx(0.5)  # 1 / (3 - 1)
 
 
 def test_predicted_bounded_limits_match_the_estimator():
@@ -251,7 +255,8 @@ def test_predicted_bounded_limits_match_the_estimator():
                             (gj.StudentT(2.0, 0.5, 2.0), gj.StudentT(1.0, 0.0, 0.5), 1e120)]:
         pred = regimes.predicted_regime(value, error)
         assert pred.regime == "bounded"
-        got = float(gj.conditional_value(value, error, np.full(41, t))[0])  # numerical_regime's shape
+        # 41 thresholds: numerical_regime's shape (one compilation shared)
+        got = float(gj.conditional_value(value, error, np.full(41, t))[0])
         assert abs(got - pred.limit) < 1e-7 * (1 + abs(pred.limit)), (value, error, got, pred)
 
 
@@ -300,12 +305,12 @@ def test_bad_input_names_the_parameter():
         dependence.dependent_conditional_value((0.0, 1.0, 1.0), 1.0)
     with pytest.raises(ValueError, match="t"):
         dependence.dependent_conditional_value(dependence.kwa_dependent_proxy(), math.nan)
+    key, model = jax.random.key(0), dependence.one_sided_noise()
     with pytest.raises(ValueError, match="num_samples"):
-        dependence.sample_dependent_conditional_value(jax.random.key(0), dependence.one_sided_noise(),
-                                                      1.0, num_samples=0)
+        dependence.sample_dependent_conditional_value(key, model, 1.0, num_samples=0)
     with pytest.raises(ValueError, match="method"):
-        dependence.sample_dependent_conditional_value(jax.random.key(0), dependence.one_sided_noise(),
-                                                      1.0, num_samples=10, method="qmc")
+        dependence.sample_dependent_conditional_value(key, model, 1.0, num_samples=10,
+                                                      method="qmc")
 
 
 # ------------------------------------------------------------------------------------------
@@ -321,7 +326,7 @@ def phase_quick(tmp_path_factory):
 
 
 def test_phase_diagram_quick(phase_quick):
-    out, numbers = phase_quick
+    out, _ = phase_quick
     saved = json.loads((out / "numbers.json").read_text())
     assert (out / "phase_diagram.png").stat().st_size > 10_000
     assert (out / "manifest.json").exists()
@@ -389,7 +394,7 @@ def test_phase_diagram_resumes(phase_quick, tmp_path, monkeypatch):
         i = vs.index(json.loads(key))
         for k, val in row.items():
             assert json.dumps(to_jsonable(grid[k][i])) == json.dumps(val), k
-    strip = lambda n: json.dumps(to_jsonable({k: v for k, v in n.items() if k != "compute_s"}),  # noqa: E731
+    strip = lambda n: json.dumps(to_jsonable({k: v for k, v in n.items() if k != "compute_s"}),
                                  sort_keys=True)
     assert strip(numbers) == strip(clean)
 
@@ -418,7 +423,8 @@ def test_experiment_tunables_are_validated(tmp_path):
     import experiments
 
     with pytest.raises(ValueError, match="gennorm_exponents"):
-        experiments.run("phase_diagram", quick=True, out=tmp_path, params={"gennorm_exponents": [1.0]})
+        experiments.run("phase_diagram", quick=True, out=tmp_path,
+                        params={"gennorm_exponents": [1.0]})
     with pytest.raises(ValueError, match="df_values"):
         experiments.run("phase_diagram", quick=True, out=tmp_path, params={"df_values": [0.5, 2.0]})
     with pytest.raises(ValueError, match="t_max"):

@@ -6,7 +6,7 @@ and return a matplotlib ``Figure``; nothing here computes the model.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -73,7 +73,8 @@ def phase_diagram_figure(panels: Sequence[Mapping], *, title: str = ""):
                 if p.get("annotation") is not None:
                     ax.text(j, i, p["annotation"][i][j], ha="center", va="center",
                             fontsize=6 if small else 8, color="black",
-                            bbox=dict(boxstyle="round,pad=0.15", fc="white", alpha=0.55, lw=0))
+                            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.55,
+                                  "lw": 0})
                 if p["regime"][i][j] != p["predicted"][i][j]:
                     ax.plot(j, i, marker="x", color="black", ms=16, mew=2.5)
         fx, fy = _index_map(xs), _index_map(ys)
@@ -154,7 +155,7 @@ def independence_figure(curves: Sequence[Mapping], *, mean: float = 0.0,
         ax.set_xlabel("threshold t")
         ax.set_ylabel("distance to the limit")
         ax.set_title("far out (dashed: asymptotes)", fontsize=9)
-        ax.grid(alpha=0.3, which="both")
+        ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     if random_check is not None:
         ax = axes[k]
