@@ -7,6 +7,7 @@ from goodhart_jax.conditioning import (
     conditional_density,
     conditional_value,
     log_tail_prob,
+    log_value_excess,
     value_given_proxy,
 )
 from goodhart_jax.sampling import Estimate, sample_conditional_value
@@ -41,7 +42,25 @@ from goodhart_jax.pools import (
     tilted_logits,
     tilted_stats,
 )
-from goodhart_jax import mesa, optimize, pools, selection, sweeps  # noqa: E402  (namespaces)
+from goodhart_jax.regimes import LimitTrend, Prediction, classify_trend, numerical_regime, predicted_regime
+from goodhart_jax.dependence import (
+    GatedProxy,
+    dependent_conditional_value,
+    dependent_log_tail_prob,
+    kwa_dependent_proxy,
+    one_sided_noise,
+    sample_dependent,
+    sample_dependent_conditional_value,
+)
+from goodhart_jax import (  # noqa: E402  (modules as namespaces: gj.mesa.*, gj.regimes.*, ...)
+    dependence,
+    mesa,
+    optimize,
+    pools,
+    regimes,
+    selection,
+    sweeps,
+)
 from goodhart_jax.optimize import (
     OveroptimizationFit,
     PressureOptimum,
@@ -72,6 +91,19 @@ __all__ = [
     "log_tail_prob",
     "sample_conditional_value",
     "value_given_proxy",
+    "log_value_excess",
+    "predicted_regime",
+    "numerical_regime",
+    "classify_trend",
+    "Prediction",
+    "LimitTrend",
+    "GatedProxy",
+    "kwa_dependent_proxy",
+    "one_sided_noise",
+    "dependent_conditional_value",
+    "dependent_log_tail_prob",
+    "sample_dependent",
+    "sample_dependent_conditional_value",
     "best_of_n_value",
     "best_of_n_quantile",
     "kl_best_of_n",
@@ -102,4 +134,6 @@ __all__ = [
     "pools",
     "selection",
     "sweeps",
+    "regimes",
+    "dependence",
 ]

@@ -373,29 +373,11 @@ def classify_trend(t, excess, *, slope_tol: float = 0.02) -> tuple[str, float, f
 
 
 def _exact(value, error, t):
-    """``(log D, log P(U >= t))`` with ``D = E[V | U >= t] - E[V]``, from one quadrature.
+    """``(log D, log P(U >= t))`` with ``D = E[V | U >= t] - E[V]``, from one quadrature."""
+    from goodhart_jax.conditioning import log_value_excess
 
-    The conditioning module computes both from the same nodes (``E[V | U >= t] = E[V] +
-    e^(log N - log P)``); taking them together costs one compilation per pair of families and
-    keeps ``D`` exact when it is far below ``E[V]``'s rounding.  Falls back to the public
-    functions (``D`` by subtraction) if the private helper is not there.
-    """
-    from goodhart_jax import conditioning
-
-    t = np.asarray(t, dtype=float)
-    helper = getattr(conditioning, "_tail_terms", None)
-    vmap_t = getattr(conditioning, "_vmap_t", None)
-    if helper is not None and vmap_t is not None:
-        try:
-            log_p, log_n = vmap_t(helper, value, error, t)
-            return np.asarray(log_n) - np.asarray(log_p), np.asarray(log_p)
-        except (TypeError, ValueError):
-            pass
-    mean = float(np.asarray(value.mean()))
-    cond = np.asarray(conditioning.conditional_value(value, error, t))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_d = np.log(cond - mean)
-    return log_d, np.asarray(conditioning.log_tail_prob(value, error, t))
+    log_d, log_p = log_value_excess(value, error, np.asarray(t, dtype=float))
+    return np.asarray(log_d), np.asarray(log_p)
 
 
 def _crossing(t, log_p, nats):
