@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import goodhart_jax as gj
-from goodhart_jax import results
+from goodhart_jax import results, sweeps
 from goodhart_jax.pools import best_of_n_pool, sample_pool, tilted_stats
 from goodhart_jax.selection import best_of_n_value, kl_best_of_n
 
@@ -115,33 +115,48 @@ def main(quick: bool, out: Path, seed: int, *, max_power: int = 8, pool_size: in
         "source": "Kwa, Thomas & Garriga-Alonso (2024), best-of-n appendix",
         "series": {},
     }
+    vals, errs = values(), errors()
+
+    def one(point: list) -> dict:  # one (value, error) pair: pools, tilts, exact best-of-n
+        vname, xname = point
+        i, j = list(vals).index(vname), list(errs).index(xname)
+        value, error = vals[vname][0], errs[xname][0]
+        pool = sample_pool(jax.random.fold_in(key, 16 * i + j), value, error, pool_size)
+        est = best_of_n_pool(pool, pool_ns, num_batches=num_batches)
+        u = np.asarray(pool.proxy)
+        # from a near-greedy tilt to one flatter than the whole pool's range
+        lo_b = 1e-3 * _robust_scale(u)
+        betas = np.geomspace(lo_b, max(30.0 * float(u.max() - np.median(u)), 1e3 * lo_b), num_betas)
+        tilt = tilted_stats(pool, betas)
+        bon = np.asarray(best_of_n_value(value, error, ns)) if exact else None
+        rec = {
+            "value": value.spec, "error": error.spec,
+            "bon_exact": bon,
+            "bon_pool": np.asarray(est.mean), "bon_pool_se": np.asarray(est.stderr),
+            "pool_n": pool_ns,
+            "beta": betas, "tilt_kl": np.asarray(tilt.kl), "tilt_value": np.asarray(tilt.value),
+            "tilt_proxy": np.asarray(tilt.proxy), "tilt_ess": np.asarray(tilt.ess),
+            "pool_mean_value": float(np.mean(np.asarray(pool.value))),
+        }
+        curve = bon if bon is not None else np.asarray(est.mean)
+        k = int(np.nanargmax(curve))
+        rec["bon_argmax_n"] = float((ns if bon is not None else pool_ns)[k])
+        rec["bon_max"] = float(curve[k])
+        return rec
+
+    points = [[vname, xname] for vname in vals for xname in errs]
+    recs = sweeps.sweep(out, "pairs", {"quick": quick, "seed": seed, "max_power": max_power,
+                                       "pool_size": pool_size, "num_betas": num_betas,
+                                       "exact": exact}, points, one, label="pairs")
     panels = []
-    for i, (vname, (value, vlabel)) in enumerate(values().items()):
+    for vname, (value, vlabel) in vals.items():
         series = []
         numbers["series"][vname] = {}
-        for j, (xname, (error, xlabel)) in enumerate(errors().items()):
-            pool = sample_pool(jax.random.fold_in(key, 16 * i + j), value, error, pool_size)
-            est = best_of_n_pool(pool, pool_ns, num_batches=num_batches)
-            u = np.asarray(pool.proxy)
-            # from a near-greedy tilt to one flatter than the whole pool's range
-            lo_b = 1e-3 * _robust_scale(u)
-            betas = np.geomspace(lo_b, max(30.0 * float(u.max() - np.median(u)), 1e3 * lo_b), num_betas)
-            tilt = tilted_stats(pool, betas)
-            bon = np.asarray(best_of_n_value(value, error, ns)) if exact else None
-            rec = {
-                "value": value.spec, "error": error.spec,
-                "bon_exact": bon,
-                "bon_pool": np.asarray(est.mean), "bon_pool_se": np.asarray(est.stderr),
-                "pool_n": pool_ns,
-                "beta": betas, "tilt_kl": np.asarray(tilt.kl), "tilt_value": np.asarray(tilt.value),
-                "tilt_proxy": np.asarray(tilt.proxy), "tilt_ess": np.asarray(tilt.ess),
-                "pool_mean_value": float(np.mean(np.asarray(pool.value))),
-            }
-            curve = bon if bon is not None else np.asarray(est.mean)
-            k = int(np.nanargmax(curve))
-            rec["bon_argmax_n"] = float((ns if bon is not None else pool_ns)[k])
-            rec["bon_max"] = float(curve[k])
+        for xname, (error, xlabel) in errs.items():
+            rec = recs[points.index([vname, xname])]
+            rec = {k: (np.asarray(v, dtype=float) if isinstance(v, list) else v) for k, v in rec.items()}
             numbers["series"][vname][xname] = rec
+            bon = rec["bon_exact"]
             series.append({"label": xlabel, "kl_bon": kl_bon if bon is not None else kl_bon[:len(pool_ns)],
                            "bon": bon, "bon_pool": rec["bon_pool"] if bon is None else
                            np.pad(rec["bon_pool"], (0, len(ns) - len(pool_ns)), constant_values=np.nan),
