@@ -114,6 +114,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     todo = experiments.names() if args.name == "all" else [args.name]
     if args.name != "all":
         experiments.load(args.name)  # ValueError for an unknown name, before any work
+    for name in todo:  # unknown --set keys, before any work
+        unknown = sorted(set(params) - set(experiments.parameters(name)))
+        if unknown:
+            allowed = ", ".join(sorted(experiments.parameters(name))) or "none"
+            raise ValueError(f"--set: unknown parameter {unknown[0]!r} for {name}; allowed: {allowed}")
     for name in todo:
         out = args.out if (args.out is not None and len(todo) == 1) else (
             (args.out / name) if args.out is not None else None)

@@ -433,7 +433,9 @@ def conditional_value(value, error, t) -> jax.Array:
     _check_value_mean(value)
     check_finite("t", t)
     log_p, log_n = _vmap_t(_tail_terms, value, error, t)
-    return value.mean().astype(log_p.dtype) + jnp.exp(log_n - log_p)
+    # P(U >= t) lost to underflow (far beyond the documented domain): no number, not inf
+    excess = jnp.where(jnp.isfinite(log_p), jnp.exp(log_n - log_p), jnp.nan)
+    return value.mean().astype(log_p.dtype) + excess
 
 
 def log_value_excess(value, error, t) -> tuple[jax.Array, jax.Array]:
@@ -463,7 +465,7 @@ def log_value_excess(value, error, t) -> tuple[jax.Array, jax.Array]:
     _check_value_mean(value)
     check_finite("t", t)
     log_p, log_n = _vmap_t(_tail_terms, value, error, t)
-    return log_n - log_p, log_p
+    return jnp.where(jnp.isfinite(log_p), log_n - log_p, jnp.nan), log_p
 
 
 def _proxy_integrands(value, error, y, x, lw):
