@@ -51,7 +51,8 @@ HEAVY_ERRORS = {
 
 
 @pytest.mark.parametrize("error", list(HEAVY_ERRORS))
-@pytest.mark.parametrize("value,var", [("normal(0, 1)", 1), ("normal(0, 3)", 9), ("gennorm(p=1.5)", None)])
+@pytest.mark.parametrize("value,var", [("normal(0, 1)", 1), ("normal(0, 3)", 9),
+                                       pytest.param("gennorm(p=1.5)", None, marks=pytest.mark.slow)])
 def test_heavy_error_far_threshold(value, var, error):
     pdf, sf = HEAVY_ERRORS[error]
     V = gj.parse_dist(value)
