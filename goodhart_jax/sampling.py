@@ -115,10 +115,15 @@ def _mc_stats(key, mask, value, error, t, center, fast):
     zero = jnp.zeros((), dtype)
     total = None
     for v, x, m in _parts(key, value, error, mask, dtype, fast):
-        hit = ((v + x)[:, None] >= t[None, :]) & m[:, None]
-        dv = (v - center)[:, None]
-        part = (hit.sum(0, dtype=dtype), jnp.where(hit, dv, zero).sum(0),
-                jnp.where(hit, dv * dv, zero).sum(0))
+        if t.shape[0] == 1:  # one threshold (the common case): flat, vectorisable reductions
+            hit = ((v + x) >= t[0]) & m
+            dv = jnp.where(hit, v - center, zero)
+            part = (hit.sum(dtype=dtype)[None], dv.sum()[None], (dv * dv).sum()[None])
+        else:
+            hit = ((v + x)[:, None] >= t[None, :]) & m[:, None]
+            dv = (v - center)[:, None]
+            part = (hit.sum(0, dtype=dtype), jnp.where(hit, dv, zero).sum(0),
+                    jnp.where(hit, dv * dv, zero).sum(0))
         total = part if total is None else tuple(a + b for a, b in zip(total, part))
     return total
 
