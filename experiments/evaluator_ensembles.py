@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import goodhart_jax as gj
-from goodhart_jax import results
+from goodhart_jax import results, sweeps
 from goodhart_jax.pools import best_of_n_pool, sample_pool
 from goodhart_jax.selection import best_of_n_value, mean_of
 
@@ -105,24 +105,39 @@ def main(quick: bool, out: Path, seed: int, *, ks: tuple = (1, 2, 4, 8, 16, 32, 
     key = jax.random.key(seed)
     numbers: dict = {"value": value.spec, "ks": list(ks), "n": ns, "t": t, "pool_size": pool_size,
                      "exact": exact, "errors": {}}
+    errs = errors()
+
+    def one(point: list) -> dict:  # one (error law, k) pair: a pool, best-of-n and thresholds
+        ename, k = point
+        i, j = list(errs).index(ename), list(ks).index(k)
+        err_k = mean_of(errs[ename][0], k)
+        pool = sample_pool(jax.random.fold_in(key, 64 * i + j), value, err_k, pool_size)
+        est = best_of_n_pool(pool, ns, num_batches=num_batches)
+        m, se = np.asarray(est.mean), np.asarray(est.stderr)
+        tm, tse, tc = _threshold_curve(np.asarray(pool.value), np.asarray(pool.proxy), t, 30)
+        rec = {"error_law": getattr(err_k, "spec", repr(err_k)), "bon": m, "bon_se": se,
+               "bon_argmax_n": float(ns[int(np.nanargmax(m))]),
+               "catastrophic_in_range": _peak_then_fall(m, se),
+               "threshold_mean": tm, "threshold_se": tse, "threshold_count": tc}
+        if exact and ename in ("cauchy", "levy"):
+            rec["bon_exact"] = np.asarray(best_of_n_value(value, err_k, ns))
+        return rec
+
+    points = [[ename, k] for ename in errs for k in ks]
+    done = sweeps.sweep(out, "laws", {"quick": quick, "seed": seed, "ks": list(ks),
+                                      "max_power": max_power, "pool_size": pool_size,
+                                      "t_max": t_max, "exact": exact}, points, one, label="laws")
     panels = []
-    for i, (ename, (error, elabel)) in enumerate(errors().items()):
+    for ename, (error, elabel) in errs.items():
         curves, tcurves, recs = [], [], {}
-        for j, k in enumerate(ks):
-            err_k = mean_of(error, k)
-            pool = sample_pool(jax.random.fold_in(key, 64 * i + j), value, err_k, pool_size)
-            est = best_of_n_pool(pool, ns, num_batches=num_batches)
-            m, se = np.asarray(est.mean), np.asarray(est.stderr)
-            tm, tse, tc = _threshold_curve(np.asarray(pool.value), np.asarray(pool.proxy), t, 30)
-            rec = {"error_law": getattr(err_k, "spec", repr(err_k)), "bon": m, "bon_se": se,
-                   "bon_argmax_n": float(ns[int(np.nanargmax(m))]),
-                   "catastrophic_in_range": _peak_then_fall(m, se),
-                   "threshold_mean": tm, "threshold_se": tse, "threshold_count": tc}
-            if exact and ename in ("cauchy", "levy"):
-                rec["bon_exact"] = np.asarray(best_of_n_value(value, err_k, ns))
+        for k in ks:
+            rec = done[points.index([ename, k])]
+            rec = {key_: (np.asarray(v, dtype=float) if isinstance(v, list) else v)
+                   for key_, v in rec.items()}
             recs[str(k)] = rec
-            curves.append({"k": k, "n": ns, "mean": m, "stderr": se})
-            tcurves.append({"k": k, "t": t, "mean": tm, "stderr": tse})
+            curves.append({"k": k, "n": ns, "mean": rec["bon"], "stderr": rec["bon_se"]})
+            tcurves.append({"k": k, "t": t, "mean": rec["threshold_mean"],
+                            "stderr": rec["threshold_se"]})
         numbers["errors"][ename] = {"label": elabel, "note": NOTES[ename], "k": recs}
         panels.append({"label": elabel, "short_note": SHORT[ename], "curves": curves,
                        "threshold": tcurves})
