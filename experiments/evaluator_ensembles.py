@@ -23,7 +23,6 @@ import math
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 import goodhart_jax as gj

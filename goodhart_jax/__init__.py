@@ -52,7 +52,7 @@ from goodhart_jax.dependence import (
     sample_dependent,
     sample_dependent_conditional_value,
 )
-from goodhart_jax import (  # noqa: E402  (modules as namespaces: gj.mesa.*, gj.regimes.*, ...)
+from goodhart_jax import (
     dependence,
     mesa,
     optimize,

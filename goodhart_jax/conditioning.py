@@ -199,11 +199,6 @@ def _side_cuts(fn, value, error, ya, xa, wa, lengths, sides):
     return jax.lax.stop_gradient(cut_left), jax.lax.stop_gradient(cut_right)
 
 
-def sides_anchors(sides) -> tuple[int, ...]:
-    """The anchor indices that ``sides`` (static (index, sign) pairs) refer to, in order."""
-    return tuple(sorted({i for i, _ in sides}))
-
-
 class _Territory(NamedTuple):
     """Ends ``a <= b`` of the stretch of ``y`` owned by each anchor, ``x = t - y`` there, and
     which anchors are selected."""
@@ -251,7 +246,8 @@ def _nodes(value, error, t, inner_log, fn, *, singular_at_error_centre: bool = F
     # the end hi = t - lo_X (the last anchor): [ya_k - left_k, ya_k + right_k]
     # (and of any anchor at the same place: coincident anchors share out its two sides)
     own = np.zeros(ya.shape[0], bool)
-    own[[1, len(sides_anchors(sides)) - 1] if _bounded_below(error) else [1]] = True
+    # anchor order (see _layout): c_V, t - c_X, [lo_V], [hi = t - lo_X], [saddle]
+    own[[1, 2 + int(_bounded_below(value))] if _bounded_below(error) else [1]] = True
     same = (ya[:, None] == ya[None, :]) & (xa[:, None] == xa[None, :])
     own = jnp.any(same & jnp.asarray(own)[None, :], axis=1)
     left, right = lengths
@@ -430,12 +426,8 @@ def conditional_value(value, error, t) -> jax.Array:
         0.304751
     """
     value, error = _dists(value, error)
-    _check_value_mean(value)
-    check_finite("t", t)
-    log_p, log_n = _vmap_t(_tail_terms, value, error, t)
-    # P(U >= t) lost to underflow (far beyond the documented domain): no number, not inf
-    excess = jnp.where(jnp.isfinite(log_p), jnp.exp(log_n - log_p), jnp.nan)
-    return value.mean().astype(log_p.dtype) + excess
+    log_excess, log_p = log_value_excess(value, error, t)
+    return value.mean().astype(log_p.dtype) + jnp.exp(log_excess)
 
 
 def log_value_excess(value, error, t) -> tuple[jax.Array, jax.Array]:
@@ -465,6 +457,7 @@ def log_value_excess(value, error, t) -> tuple[jax.Array, jax.Array]:
     _check_value_mean(value)
     check_finite("t", t)
     log_p, log_n = _vmap_t(_tail_terms, value, error, t)
+    # P(U >= t) lost to underflow (far beyond the documented domain): no number, not inf
     return jnp.where(jnp.isfinite(log_p), log_n - log_p, jnp.nan), log_p
 
 

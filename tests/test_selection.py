@@ -43,7 +43,7 @@ def _e_n(n: float, dps: int = 25) -> float:
         mode = mp.sqrt(2 * mp.log(n)) if n > 2 else mp.mpf(0)
         pts = [-mp.inf, -8, -3, 0, mode - 2, mode - 0.5, mode, mode + 0.5, mode + 2, mode + 8, mp.inf]
         pts = sorted(set(pts), key=lambda p: float(p))
-        f = lambda x: n * x * mp.npdf(x) * mp.exp((n - 1) * mp.log(mp.ncdf(x)))  # noqa: E731
+        f = lambda x: n * x * mp.npdf(x) * mp.exp((n - 1) * mp.log(mp.ncdf(x)))
         return float(mp.quad(f, pts))
 
 
@@ -125,7 +125,7 @@ def test_gradient_in_n_matches_closed_form_derivative():
     n0 = 6.5
     grad = jax.grad(lambda n: best_of_n_value(Normal(), Normal(), n))(n0)
     with mp.workdps(25):
-        f = lambda x: x * mp.npdf(x) * mp.ncdf(x) ** (n0 - 1) * (1 + n0 * mp.log(mp.ncdf(x)))  # noqa: E731
+        f = lambda x: x * mp.npdf(x) * mp.ncdf(x) ** (n0 - 1) * (1 + n0 * mp.log(mp.ncdf(x)))
         de = float(mp.quad(f, [-mp.inf, -3, 0, 1.5, 3, mp.inf]))
     assert abs(float(grad) - de / math.sqrt(2.0)) < 1e-9
 
