@@ -150,6 +150,11 @@ class Distribution:
     def log_cdf(self, x) -> jax.Array:
         raise NotImplementedError
 
+    def _log_cdf_or_sf(self, x, upper) -> jax.Array:
+        """``log_sf(x)`` where ``upper``, ``log_cdf(x)`` elsewhere (families with a cheaper
+        form override this: one special-function evaluation instead of two)."""
+        return jnp.where(upper, self.log_sf(x), self.log_cdf(x))
+
     def mean(self) -> jax.Array:
         raise NotImplementedError
 
@@ -222,6 +227,10 @@ class _LocScale(Distribution):
 
     def log_cdf(self, x):
         return self._std_log_sf(-self._z(x))
+
+    def _log_cdf_or_sf(self, x, upper):
+        z = self._z(x)  # symmetric: F(z) = S(-z)
+        return self._std_log_sf(jnp.where(upper, z, -z))
 
     def mean(self):
         return _as_float(self.loc)
