@@ -124,6 +124,20 @@ def test_vmapped_thousand_thresholds_in_one_call():
     f = jax.jit(lambda t: gj.conditional_value(gj.Normal(), gj.StudentT(3.0), t))
     out = f(t)
     assert out.shape == (1000,) and bool(jnp.all(jnp.isfinite(out)))
+    # thresholds run in batches (1,000 is not a multiple of the batch): every one of them, and
+    # its derivative, against the normal closed form; a (2, 500) array keeps its shape
+    sv, sx = 1.0, 2.0
+    su = float(np.hypot(sv, sx))
+    t = jnp.linspace(-3.0, 35.0, 1000) * su
+    normal = (gj.Normal(0.0, sv), gj.Normal(0.0, sx))
+    got = gj.conditional_value(*normal, t.reshape(2, 500))
+    assert got.shape == (2, 500)
+    assert _rel(got.reshape(-1), [_normal_closed(sv, sx, float(ti))[0] for ti in t]) < 1e-9
+    slope = jax.grad(lambda t: jnp.sum(gj.conditional_value(*normal, t)))(t)
+    for i in [0, 63, 64, 500, 999]:  # either side of a batch boundary, and the last
+        a = mp.mpf(float(t[i])) / su
+        lam = mp.exp(-a * a / 2) / mp.sqrt(2 * mp.pi) / (mp.erfc(a / mp.sqrt(2)) / 2)
+        assert abs(float(slope[i]) / float(sv**2 / su**2 * lam * (lam - a)) - 1.0) < 1e-7
     # grid over a second axis through jax.vmap over the distributions' parameters
     scales = jnp.array([0.5, 1.0, 2.0])
     g = jax.vmap(lambda s: gj.conditional_value(gj.Normal(0.0, s), gj.StudentT(3.0), t[:10]))(scales)
