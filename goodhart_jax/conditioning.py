@@ -371,8 +371,10 @@ def _tail_only(value, error, t):
     return _log_p(value, error, t, _lse(a_terms), _lse(b_terms))
 
 
-# Thresholds per batch: a batch's node arrays (64 x ~1,000 float64) stay in the CPU's cache.
-_BATCH = 64
+# Thresholds per batch on CPU: a batch's node arrays (64 x ~1,000 float64) stay in the cache
+# (1.6x faster than one vmap over 1,000 thresholds on 2 cores).  Accelerators get one vmap:
+# they want the whole batch at once.
+_CPU_BATCH = 64
 
 
 def _vmap_t(fn, value, error, t):
@@ -385,10 +387,10 @@ def _vmap_t(fn, value, error, t):
         lambda a: jnp.asarray(a, t.dtype) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a,
         (value, error))
     one = jax.vmap(fn, in_axes=(None, None, 0))
-    if flat.shape[0] <= _BATCH:
+    if flat.shape[0] <= _CPU_BATCH or jax.default_backend() != "cpu":
         out = one(value, error, flat)
-    else:  # batches small enough for the cache: 1.6x faster than one vmap over 1,000
-        out = jax.lax.map(lambda s: fn(value, error, s), flat, batch_size=_BATCH)
+    else:
+        out = jax.lax.map(lambda s: fn(value, error, s), flat, batch_size=_CPU_BATCH)
     return jax.tree_util.tree_map(lambda o: o.reshape(t.shape), out)
 
 
