@@ -386,9 +386,8 @@ def _vmap_t(fn, value, error, t):
     value, error = jax.tree_util.tree_map(
         lambda a: jnp.asarray(a, t.dtype) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a,
         (value, error))
-    one = jax.vmap(fn, in_axes=(None, None, 0))
     if flat.shape[0] <= _CPU_BATCH or jax.default_backend() != "cpu":
-        out = one(value, error, flat)
+        out = jax.vmap(fn, in_axes=(None, None, 0))(value, error, flat)
     else:
         out = jax.lax.map(lambda s: fn(value, error, s), flat, batch_size=_CPU_BATCH)
     return jax.tree_util.tree_map(lambda o: o.reshape(t.shape), out)

@@ -18,6 +18,7 @@ import pytest
 from goodhart_jax.distributions import Normal, StudentT
 from goodhart_jax.pools import (
     Pool,
+    _bon_weights,
     best_of_n_pool,
     natural_gradient_betas,
     policy_stats,
@@ -25,7 +26,6 @@ from goodhart_jax.pools import (
     sample_pool,
     tilted_stats,
 )
-from goodhart_jax.pools import _bon_weights
 
 
 @pytest.fixture(scope="module")
