@@ -45,6 +45,8 @@ _Q = np.concatenate([
     [1.01, 1.03, 1.1, 1.3, 2.0, 4.0],
 ])
 _NEWTON_STEPS = 8
+# Distances (in units of the span scale) at which the saddle's width is checked from below.
+_DROP_LADDER = 2.0 ** np.arange(-20, 6)
 
 
 def _dists(value, error) -> tuple[Distribution, Distribution]:
@@ -92,6 +94,20 @@ def _saddle(logh, lo_y, hi_y, c_v, c_x_y, span_scale):
     curv = d2(y_best)
     ok = jnp.isfinite(curv) & (curv < 0)
     width = jnp.where(ok, jax.lax.rsqrt(jnp.where(ok, -curv, 1.0)), span_scale)
+    # The curvature measures a smooth peak.  At a cusp (gennorm p < 1 at its centre: the
+    # curvature of log S_V grows like |z|^(p - 2)) or a maximum on the domain's end it can be
+    # orders of magnitude too small, and a width far below the scale on which the integrand
+    # decays leaves the rule's geometric mid panels too coarse for that decay (2.8e-6 relative
+    # for gennorm(p=0.5, loc=1e-100) + exponential at t = 0).  So the width is at least a
+    # quarter of the distance at which log h first drops by half a nat (for a smooth peak of
+    # width sigma that distance is in [sigma, 2 sigma): the curvature's width stands).
+    h_best = logh(y_best)
+    ladder = span_scale * jnp.asarray(_DROP_LADDER, dtype)
+    ys = jnp.clip(y_best + jnp.concatenate([-ladder, ladder]), lo_y, hi_y)
+    hs = jax.vmap(logh)(ys)
+    dropped = (ys != y_best) & ~(hs >= h_best - 0.5)  # NaN counts as dropped
+    d_half = jnp.min(jnp.where(dropped, jnp.concatenate([ladder, ladder]), jnp.inf))
+    width = jnp.maximum(width, jnp.where(jnp.isfinite(d_half), 0.25 * d_half, 0.0))
     width = jnp.clip(width, 1e-6 * span_scale, jnp.maximum(span_scale, jnp.abs(c_x_y - c_v)))
     return jax.lax.stop_gradient(y_best), jax.lax.stop_gradient(width)
 
