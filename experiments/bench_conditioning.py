@@ -131,7 +131,14 @@ def main(quick: bool = False) -> int:
     # 1. exact conditioning
     f = jax.jit(lambda t: gj.conditional_value(value, error, t))
     ours = np.asarray(f(ts))
-    t_ours = _best_time(lambda: f(ts).block_until_ready())
+    # the median of 15 runs (0.02 s each; the SciPy loops run once, for seconds, so theirs
+    # is a mean over 200 thresholds): a fair figure on a shared machine, not the luckiest
+    runs = []
+    for _ in range(15):
+        start = time.perf_counter()
+        f(ts).block_until_ready()
+        runs.append(time.perf_counter() - start)
+    t_ours, t_ours_best = float(np.median(runs)), float(np.min(runs))
     n_scipy = 50 if quick else 200  # a subset, timed per threshold
     sub = np.linspace(0, n - 1, n_scipy).astype(int)
     start = time.perf_counter()
@@ -151,7 +158,8 @@ def main(quick: bool = False) -> int:
     err_frozen = worst(np.array([frozen[pos[int(i)]] for i in ref_idx]), ref_idx)
     err_special = worst(np.array([special[pos[int(i)]] for i in ref_idx]), ref_idx)
     report["conditioning"] = {
-        "goodhart_jax_s": t_ours, "scipy_stats_quad_s": t_frozen, "scipy_special_quad_s": t_special,
+        "goodhart_jax_s": t_ours, "goodhart_jax_best_s": t_ours_best,
+        "scipy_stats_quad_s": t_frozen, "scipy_special_quad_s": t_special,
         "speedup_vs_scipy_stats": t_frozen / t_ours, "speedup_vs_scipy_special": t_special / t_ours,
         "max_rel_err_goodhart_jax": err_ours, "max_rel_err_scipy_stats": err_frozen,
         "max_rel_err_scipy_special": err_special, "reference_points": len(ref_idx),
@@ -165,8 +173,8 @@ def main(quick: bool = False) -> int:
                            ("scipy quad + scipy.stats frozen", t_frozen, err_frozen),
                            ("scipy quad + scipy.special.stdtr", t_special, err_special)]:
         print(f"  {name:<34}{t_s:>10.3f}{1e3 * t_s / n:>12.4f}{t_s / t_ours:>10.1f}x{err:>14.2e}")
-    print(f"  (scipy times extrapolated from {n_scipy} thresholds; errors against mpmath at "
-          f"{len(ref_idx)} thresholds, 50 digits)")
+    print(f"  (ours: median of 15 runs, best {t_ours_best:.3f} s; scipy times extrapolated from "
+          f"{n_scipy} thresholds; errors against mpmath at {len(ref_idx)} thresholds, 50 digits)")
 
     # 2. samples/s: mc vs NumPy, float32 normal/normal
     num = 1 << (22 if quick else 25)

@@ -162,6 +162,10 @@ class Distribution:
     def tail(self) -> str:
         raise NotImplementedError
 
+    # Static: the density is analytic on the whole real line (no cusp, kink or support edge),
+    # so quadrature near its bulk needs no grading for singularities.
+    smooth = False
+
     def support(self) -> tuple[jax.Array, jax.Array]:
         """Lower and upper end of the support (``-inf``/``inf`` when unbounded)."""
         return jnp.asarray(-jnp.inf), jnp.asarray(jnp.inf)
@@ -266,6 +270,7 @@ class Normal(_LocScale):
         self._set(loc=loc, scale=scale)
 
     tail = "light"
+    smooth = True
 
     @staticmethod
     def _std_log_prob(z):
@@ -298,6 +303,7 @@ class StudentT(_LocScale):
     _params = ("df", "loc", "scale")
     name = "student_t"
     tail = "heavy"
+    smooth = True
 
     def __init__(self, df, loc=0.0, scale=1.0):
         check_param("df", df, lo=0.0, lo_open=True, owner="student_t")
