@@ -47,7 +47,7 @@ from jax.scipy.special import erfcx
 
 from goodhart_jax import _special
 from goodhart_jax._validation import check_finite, check_param, check_positive_int, is_concrete
-from goodhart_jax.quadrature import anchored_rule, merge_widths
+from goodhart_jax.quadrature import anchored_rule, at_nodes, merge_widths
 from goodhart_jax.sampling import Estimate
 
 __all__ = [
@@ -199,8 +199,9 @@ def _terms(model, t):
     # a finite end keeps side lengths over widths finite
     lo_rule = jnp.maximum(lo, jnp.minimum(hi, 0.0) - 40.0)
     rule = anchored_rule(anchors, widths, lo_rule, hi)
-    v = anchors[rule.index] + rule.offset
-    w = (hi - anchors[rule.index]) - rule.offset  # hi - v, exact near the top
+    at = at_nodes(anchors, rule.index)
+    v = at + rule.offset
+    w = (hi - at) - rule.offset  # hi - v, exact near the top
     w = jnp.maximum(w, 0.0)
     rel, ref = _log_gate_rel(model, t, v, w)
     log_g = rule.log_weight + rel

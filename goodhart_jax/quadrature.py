@@ -167,6 +167,13 @@ def merge_widths(anchors, widths):
     return jnp.min(jnp.where(same, widths[None, :], jnp.inf), axis=1)
 
 
+def _gap(y1, y2, x1, x2):
+    """``y2 - y1`` for points given as ``y`` and ``x = t - y``, taken from whichever of the two
+    coordinates has the smaller magnitude (``x1 - x2``: no cancellation near a huge ``t``)."""
+    use_x = jnp.maximum(jnp.abs(x1), jnp.abs(x2)) < jnp.maximum(jnp.abs(y1), jnp.abs(y2))
+    return jnp.where(use_x, x1 - x2, y2 - y1)
+
+
 def neighbour_widths(anchors, widths, *, mirror=None):
     """Each anchor's width, lowered to ``max(s_j, |a_i - a_j|)`` for every other anchor ``j``.
 
@@ -183,11 +190,10 @@ def neighbour_widths(anchors, widths, *, mirror=None):
         mirror: optional (K,) ``t - y``; distances are taken from whichever of ``y`` and
             ``t - y`` has the smaller magnitude (see :func:`side_lengths`).
     """
-    dist = jnp.abs(anchors[:, None] - anchors[None, :])
-    if mirror is not None:
-        use_x = jnp.maximum(jnp.abs(mirror[:, None]), jnp.abs(mirror[None, :])) < jnp.maximum(
-            jnp.abs(anchors[:, None]), jnp.abs(anchors[None, :]))
-        dist = jnp.where(use_x, jnp.abs(mirror[:, None] - mirror[None, :]), dist)
+    if mirror is None:
+        dist = jnp.abs(anchors[None, :] - anchors[:, None])
+    else:
+        dist = jnp.abs(_gap(anchors[:, None], anchors[None, :], mirror[:, None], mirror[None, :]))
     dist = jnp.where(jnp.isnan(dist), jnp.inf, dist)
     return jnp.min(jnp.maximum(widths[None, :], dist), axis=1)
 
@@ -214,9 +220,7 @@ def side_lengths(anchors, lo, hi, *, mirror=None, mirror_hi=None):
     end_hi = jnp.asarray(hi, dtype) - sp[-1]
     if mirror is not None:
         sx = mirror[order]
-        use_x = jnp.maximum(jnp.abs(sx[1:]), jnp.abs(sx[:-1])) < jnp.maximum(
-            jnp.abs(sp[1:]), jnp.abs(sp[:-1]))
-        gap = jnp.where(use_x, sx[:-1] - sx[1:], gap)
+        gap = _gap(sp[:-1], sp[1:], sx[:-1], sx[1:])
         if mirror_hi is not None:
             end_hi = jnp.where(jnp.abs(sx[-1]) < jnp.abs(sp[-1]), sx[-1] - mirror_hi, end_hi)
     half = 0.5 * jnp.maximum(gap, 0.0)
@@ -274,12 +278,14 @@ def anchored_rule(anchors, widths, lo, hi, *, cut_left=None, cut_right=None,
         sign = np.array([s for _, s in group], dtype=float)
         length = jnp.where(sign < 0, left[idx], right[idx])
         cut = jnp.where(sign < 0, cut_left[idx], cut_right[idx])
-        off, lw = jax.vmap(partial(side_rule, fine=is_fine, smooth=smooth))(length, widths[idx], cut)
+        rule = partial(side_rule, fine=is_fine, smooth=smooth)
+        off, lw = jax.vmap(rule)(length, widths[idx], cut)
         index = np.repeat(idx, off.shape[1])
         offset = (jnp.asarray(sign, dtype)[:, None] * off).reshape(-1)
         parts.append(AnchoredNodes(index, offset, lw.reshape(-1)))
     index, offset, log_weight = zip(*parts)
-    return AnchoredNodes(np.concatenate(index), jnp.concatenate(offset), jnp.concatenate(log_weight))
+    return AnchoredNodes(np.concatenate(index), jnp.concatenate(offset),
+                         jnp.concatenate(log_weight))
 
 
 def at_nodes(values, index: np.ndarray) -> jax.Array:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import goodhart_jax as gj
+from tests.test_distributions import ref_pdf_fn, ref_sf_cdf
 
 mp.mp.dps = 50
 
@@ -138,37 +139,16 @@ def test_scale_mismatch_near_the_narrow_scale(sv, sx):
     assert np.all(np.abs(got - exact) <= 1e-8 * np.abs(exact) + 1e-12 * sv)
 
 
-def _t_sf_mp(df, scale):
-    df, scale = mp.mpf(df), mp.mpf(scale)
-
-    def sf(x):
-        z = x / scale
-        tail = mp.betainc(df / 2, mp.mpf(1) / 2, 0, df / (df + z * z), regularized=True) / 2
-        return tail if z > 0 else 1 - tail
-    return sf
-
-
-def _t_pdf_mp(df, scale):
-    df, scale = mp.mpf(df), mp.mpf(scale)
-    c = mp.gamma((df + 1) / 2) / (mp.sqrt(df * mp.pi) * mp.gamma(df / 2)) / scale
-    return lambda x: c * (1 + (x / scale) ** 2 / df) ** (-(df + 1) / 2)
-
-
-def _normal_mp(scale):
-    s = mp.mpf(scale)
-    return (lambda x: mp.exp(-(x / s) ** 2 / 2) / (s * mp.sqrt(2 * mp.pi)),
-            lambda x: mp.erfc(x / s / mp.sqrt(2)) / 2)
-
-
+# (family, parameters, width) of each spec, for the mpmath helpers of test_distributions
 _MP = {
-    "normal(0, 1)": (*_normal_mp(1), 1.0),
-    "normal(0, 0.001)": (*_normal_mp(1e-3), 1e-3),
-    "normal(0, 1000)": (*_normal_mp(1e3), 1e3),
-    "student_t(df=3)": (_t_pdf_mp(3, 1), _t_sf_mp(3, 1), 1.0),
-    "student_t(df=1.5)": (_t_pdf_mp(1.5, 1), _t_sf_mp(1.5, 1), 1.0),
-    "student_t(df=30, scale=2)": (_t_pdf_mp(30, 2), _t_sf_mp(30, 2), 2.0),
-    "student_t(df=4, scale=1000)": (_t_pdf_mp(4, 1e3), _t_sf_mp(4, 1e3), 1e3),
-    "student_t(df=0.5, scale=0.01)": (_t_pdf_mp(0.5, 1e-2), _t_sf_mp(0.5, 1e-2), 1e-2),
+    "normal(0, 1)": ("normal", (0.0, 1.0), 1.0),
+    "normal(0, 0.001)": ("normal", (0.0, 1e-3), 1e-3),
+    "normal(0, 1000)": ("normal", (0.0, 1e3), 1e3),
+    "student_t(df=3)": ("student_t", (3.0, 0.0, 1.0), 1.0),
+    "student_t(df=1.5)": ("student_t", (1.5, 0.0, 1.0), 1.0),
+    "student_t(df=30, scale=2)": ("student_t", (30.0, 0.0, 2.0), 2.0),
+    "student_t(df=4, scale=1000)": ("student_t", (4.0, 0.0, 1e3), 1e3),
+    "student_t(df=0.5, scale=0.01)": ("student_t", (0.5, 0.0, 1e-2), 1e-2),
 }
 
 
@@ -176,8 +156,13 @@ def _conditional_value_mp(value, error, t):
     """E[V | V + X >= t] = int v f_V(v) S_X(t - v) dv / int f_V(v) S_X(t - v) dv, mpmath quad
     with break points at both scales (30 digits)."""
     with mp.workdps(30):
-        f, _, sv = _MP[value]
-        _, sf, sx = _MP[error]
+        v_name, v_par, sv = _MP[value]
+        x_name, x_par, sx = _MP[error]
+        f = ref_pdf_fn(v_name, v_par)
+
+        def sf(x):
+            return ref_sf_cdf(x_name, x_par, x)[0]
+
         t = mp.mpf(t)
         pts = {mp.mpf(0), t} | {t + k * sx for k in (-40, -10, -3, -1, 1, 3, 10, 40)}
         pts |= {k * sv for k in (-100, -10, -3, -1, 1, 3, 10, 100)}

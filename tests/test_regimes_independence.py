@@ -7,6 +7,7 @@ shapes (8 thresholds, 41 for :func:`numerical_regime`).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -73,7 +74,7 @@ def _textbook(value, error, t):
 
     def quad(f):
         total, err = 0.0, 0.0
-        for a, b in zip(edges[:-1], edges[1:]):
+        for a, b in itertools.pairwise(edges):
             with warnings.catch_warnings():  # its error estimate widens the tolerance instead
                 warnings.simplefilter("ignore", integrate.IntegrationWarning)
                 val, e = integrate.quad(f, a, b, limit=200, epsabs=0.0, epsrel=1e-11)
@@ -170,7 +171,7 @@ def test_counterexample_is_unbiased_and_breaks_the_inequality():
     v, x = np.asarray(v), np.asarray(x)
     assert np.all(x[v > 0] == 0.0)
     edges = np.quantile(v, np.linspace(0, 1, 11))
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in itertools.pairwise(edges):
         xb = x[(v >= a) & (v < b)]
         if np.all(xb == 0):
             continue
