@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["AnchoredNodes", "anchored_rule", "at_nodes", "side_rule", "side_lengths",
+__all__ = ["AnchoredNodes", "anchored_rule", "at_nodes", "panel_middles", "side_rule", "side_lengths",
            "merge_widths", "neighbour_widths", "gauss_legendre", "NODES_PER_SIDE",
            "NODES_PER_FINE_SIDE", "NODES_PER_SMOOTH_SIDE", "W_PROBES"]
 
@@ -296,3 +296,9 @@ def at_nodes(values, index: np.ndarray) -> jax.Array:
     ends = np.concatenate([cuts, [index.shape[0]]])
     return jnp.concatenate([jnp.broadcast_to(values[int(index[a])], (int(b - a),))
                             for a, b in zip(starts, ends)])
+
+
+def panel_middles(values: jax.Array) -> jax.Array:
+    """The entries of ``values`` (one per node of a rule, last axis) at the middle node of every
+    Gauss-Legendre panel: one node in ``_ORDER``, spread over the whole rule."""
+    return values[..., _ORDER // 2::_ORDER]

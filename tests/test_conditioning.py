@@ -212,6 +212,48 @@ def test_float32_accuracy():
     assert _rel(got, [0.91484599, 0.62876465, 0.30475114, 0.15059937]) < 1e-4
 
 
+# --- the one-pass log-sum-exp of the tail integrals -------------------------------------------
+
+def _mp_lse(a):
+    return float(mp.log(mp.fsum(mp.exp(mp.mpf(float(v))) for v in a if np.isfinite(v))))
+
+
+# gap: how far the largest term lies above the reference (the largest term at the panels'
+# middle nodes, which is <= it); the documented window is 986 nats (float64), 116 (float32).
+# The exponent a - shift (up to ~200 in float32) carries its own rounding, ~1e-5 in float32:
+# a tenth of float32's 1e-4 target; in float64 it is ~1e-13.
+@pytest.mark.parametrize("dtype,gaps,tol", [(jnp.float64, [0.0, 30.0, 400.0, 900.0], 1e-13),
+                                            (jnp.float32, [0.0, 10.0, 40.0, 100.0], 1e-5)])
+def test_one_pass_log_sum_exp_against_mpmath(dtype, gaps, tol):
+    from goodhart_jax.conditioning import _LIFT, _lse_one_pass, _lse_one_pass_pair
+
+    rng = np.random.default_rng(0)
+    lift = _LIFT * float(np.log(np.finfo(dtype).max))
+    for gap in gaps:
+        for top in [-1e4, -700.0, 0.0, 650.0]:
+            # 760 terms: a peak at `top`, a spread 60 nats below it, dead terms and -inf
+            a = top - np.concatenate([[0.0], rng.uniform(0.0, 60.0, 600), rng.uniform(1e3, 1e5, 150),
+                                      np.full(9, np.inf)])
+            ref = top - gap
+            got = float(_lse_one_pass(jnp.asarray(a, dtype), jnp.asarray(ref + lift, dtype)))
+            want = _mp_lse(a.astype(dtype))
+            assert abs(got - want) <= tol * max(1.0, abs(want)), (gap, top, got, want)
+            # the pair: the same terms split over complementary nodes, each with its own shift
+            in_a = rng.uniform(size=a.size) < 0.5
+            in_a[0] = True
+            b_terms = np.where(in_a, -np.inf, a)
+            got_a, got_b = _lse_one_pass_pair(jnp.asarray(np.where(in_a, a, -np.inf), dtype),
+                                              jnp.asarray(b_terms, dtype), jnp.asarray(in_a),
+                                              jnp.asarray(ref + lift, dtype),
+                                              jnp.asarray(ref - 5.0 + lift, dtype))
+            assert abs(float(got_a) - _mp_lse(np.where(in_a, a, -np.inf).astype(dtype))) \
+                <= tol * max(1.0, abs(want))
+            assert abs(float(got_b) - _mp_lse(b_terms.astype(dtype))) <= tol * max(1.0, abs(want))
+    # no terms at all: log 0
+    empty = jnp.full(10, -jnp.inf, dtype)
+    assert float(_lse_one_pass(empty, jnp.asarray(lift, dtype))) == -np.inf
+
+
 # --- transformations ---------------------------------------------------------------------------
 
 def test_vmapped_thousand_thresholds_in_one_call():
