@@ -132,13 +132,15 @@ def main(quick: bool = False) -> int:
     f = jax.jit(lambda t: gj.conditional_value(value, error, t))
     ours = np.asarray(f(ts))
     # ours and the careful SciPy loop (all 1,000 thresholds, 0.2 s) timed in alternating rounds,
-    # medians over them: a burst of load on a shared machine hits both, not one (ours: 5 runs
-    # of 0.02 s a round).  The scipy.stats loop runs once, on a subset, for half a minute.
-    rounds = 3 if quick else 7
+    # medians over them: a burst of load on a shared machine hits both, not one (ours: 9 runs
+    # of 0.02 s a round, after one untimed call that wakes XLA's threads up again).  The
+    # scipy.stats loop runs once, on a subset, for half a minute.
+    rounds = 3 if quick else 11
     ours_runs, special_runs, round_ratios = [], [], []
     for _ in range(rounds):
+        f(ts).block_until_ready()
         mine = []
-        for _ in range(5):
+        for _ in range(9):
             start = time.perf_counter()
             f(ts).block_until_ready()
             mine.append(time.perf_counter() - start)
