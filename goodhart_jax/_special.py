@@ -76,44 +76,66 @@ def _promote(*xs):
 # --------------------------------------------------------------------------------------------
 # XLA's CPU backend lowers log and log1p to scalar libm calls; inside a large fused loop every
 # call also spills the vector registers, and the two of them were most of the time of the
-# tail integrals.  These are fdlibm's algorithm (e_log.c: x = 2^k (1 + f) with
-# sqrt(1/2) <= 1 + f < sqrt(2), then log(1 + f) from an odd polynomial in s = f / (2 + f)) in
-# plain arithmetic, which vectorises: within 1 ulp of the correctly rounded log for normal
+# tail integrals.  These are Cephes' algorithm (log.c: x = 2^k (1 + f) with
+# sqrt(1/2) <= 1 + f < sqrt(2), log(1 + f) = f - f^2/2 + f^3 P(f)/Q(f), log 2 split in two) in
+# plain arithmetic, which vectorises and needs a single division (a quotient read twice ends
+# XLA's fused loop there and is stored): within 1 ulp of the correctly rounded log for normal
 # float64 numbers.  A subnormal input reads as 0 (XLA's CPU backend flushes them anyway).
-_LG = (6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e-01,
-       2.222219843214978396e-01, 1.818357216161805012e-01, 1.531383769920937332e-01,
-       1.479819860511658591e-01)
-_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+_LOG_P = (1.01875663804580931796e-4, 4.97494994976747001425e-1, 4.70579119878881725854e0,
+          1.44989225341610930846e1, 1.79368678507819816313e1, 7.70838733755885391666e0)
+_LOG_Q = (1.0, 1.12873587189167450590e1, 4.52279145837532221105e1, 8.29875266912776603211e1,
+          7.11544750618563894466e1, 2.31251620126765340583e1)
+_LN2_HI, _LN2_LO = 0.693359375, -2.121944400546905827679e-4  # hi + lo = log 2, hi exact in 9 bits
 _SQRT_HALF = math.sqrt(0.5)
 
 
-def _log1p_parts(f):
-    """``(hfsq, s (hfsq + R))`` with ``log(1 + f) = f - hfsq + s (hfsq + R)``, ``|f| < 0.42``."""
-    s = f / (2.0 + f)
-    z = s * s
-    w = z * z
-    r = (z * (_LG[0] + w * (_LG[2] + w * (_LG[4] + w * _LG[6])))
-         + w * (_LG[1] + w * (_LG[3] + w * _LG[5])))
-    hfsq = 0.5 * f * f
-    return hfsq, s * (hfsq + r)
+def _horner(coefs, x):
+    out = coefs[0]
+    for c in coefs[1:]:
+        out = out * x + c
+    return out
 
 
-def _special_log(x, out):
-    """``out`` where ``x`` is positive and finite; log's value elsewhere (-inf, inf or NaN)."""
-    return jnp.where((x > 0) & (x < jnp.inf), out,
-                     jnp.where(x == 0, -jnp.inf, jnp.where(x == jnp.inf, jnp.inf, jnp.nan)))
+# IEEE layout per float width: (integer type, mantissa bits, exponent bias)
+_IEEE = {8: (jnp.int64, 52, 1023), 4: (jnp.int32, 23, 127)}
+
+
+def _reduce(x):
+    """``(k, f, ok, edge)``: ``x = 2^k (1 + f)`` with ``sqrt(1/2) <= 1 + f < sqrt(2)`` (``f``
+    exact) where ``ok`` (``x`` positive, normal and finite), and log's value elsewhere
+    (``-inf`` at 0 and subnormals, ``inf``, ``NaN``).
+
+    All from the bits of ``x`` (one use of ``x``: XLA's CPU backend stores, rather than fuses,
+    an expensive value that its consumer reads more than once, and ``x`` is often one).
+    """
+    itype, mant, bias = _IEEE[jnp.dtype(x.dtype).itemsize]
+    bits = lax.bitcast_convert_type(x, itype)
+    one = itype(bias) << mant  # the bits of 1.0
+    inf_bits = itype(2 * bias + 1) << mant
+    low_normal = itype(1) << mant  # the bits of the smallest normal number
+    ok = (bits >= low_normal) & (bits < inf_bits)  # signed: negative numbers fail
+    y = lax.bitcast_convert_type((bits & (low_normal - 1)) | one, x.dtype)  # 1.mantissa
+    high = y >= 2.0 * _SQRT_HALF
+    k = ((bits >> mant) - bias).astype(x.dtype) + high.astype(x.dtype)
+    f = jnp.where(high, 0.5 * y, y) - 1.0
+    magnitude = bits & jnp.iinfo(itype).max  # sign bit cleared
+    edge = jnp.where(magnitude < low_normal, -jnp.inf, jnp.where(bits == inf_bits, jnp.inf, jnp.nan))
+    return k, f, ok, edge.astype(x.dtype)
+
+
+def _log_parts(k, f):
+    """``k log 2 + log(1 + f)`` (Cephes' summation order)."""
+    z = f * f
+    y = f * (z * (_horner(_LOG_P, f) / _horner(_LOG_Q, f))) + k * _LN2_LO - 0.5 * z
+    return (f + y) + k * _LN2_HI
 
 
 @jax.custom_jvp
 def vlog(x):
     """``log(x)`` in arithmetic that vectorises (see above); derivative ``1 / x``."""
     x = jnp.asarray(x)
-    m, e = jnp.frexp(x)
-    low = m < _SQRT_HALF
-    f = jnp.where(low, 2.0 * m, m) - 1.0  # exact
-    k = (e - low.astype(e.dtype)).astype(x.dtype)
-    hfsq, tail = _log1p_parts(f)
-    return _special_log(x, k * _LN2_HI - ((hfsq - (tail + k * _LN2_LO)) - f))
+    k, f, ok, edge = _reduce(x)
+    return jnp.where(ok, _log_parts(k, f), edge)
 
 
 vlog.defjvps(lambda dx, _, x: dx / x)
@@ -123,9 +145,11 @@ vlog.defjvps(lambda dx, _, x: dx / x)
 def vlog1p(u):
     """``log(1 + u)`` in arithmetic that vectorises; near 0 without forming ``1 + u``."""
     u = jnp.asarray(u)
+    m = 1.0 + u
     near = (u > _SQRT_HALF - 1.0) & (u < 2.0 * _SQRT_HALF - 1.0)
-    hfsq, tail = _log1p_parts(jnp.where(near, u, 0.0))
-    return jnp.where(near, u - (hfsq - tail), vlog(1.0 + u))
+    k, f, ok, edge = _reduce(m)
+    # one evaluation of the polynomial: log(1 + u) itself near 0, k log 2 + log(1 + f) beyond
+    return jnp.where(ok, _log_parts(jnp.where(near, 0.0, k), jnp.where(near, u, f)), edge)
 
 
 vlog1p.defjvps(lambda du, _, u: du / (1.0 + u))
@@ -401,7 +425,9 @@ def _t_log_x(z, df):
     t = jnp.abs(z)
     root = jnp.sqrt(df)
     big = t > 1e15 * root
-    u = jnp.where(big, t / root, t * t / df)
+    # products with the reciprocals, not quotients: no divide per element (on CPU each one
+    # ends a fused loop and stores its result)
+    u = jnp.where(big, t * (1.0 / root), (t * t) * (1.0 / df))
     lg = vlog1p(u)
     return -jnp.where(big, 2.0 * lg, lg)
 

@@ -482,6 +482,33 @@ def test_log_ndtr_accuracy_on_the_whole_line():
         assert rel_err(vi, ref) <= 1e-12, (x, vi, ref)
 
 
+@pytest.mark.parametrize("dtype,ulps", [(np.float64, 1.0), (np.float32, 1.0)])
+def test_arithmetic_log_and_log1p_within_ulps(dtype, ulps):
+    # the log and log1p that vectorise (fdlibm's algorithm): against mpmath, rounded to dtype
+    rng = np.random.default_rng(3)
+    lo, hi = (-307, 308) if dtype == np.float64 else (-37, 38)
+    xs = np.concatenate([10.0 ** rng.uniform(lo, hi, 400), rng.uniform(0.5, 2.0, 200),
+                         1.0 + rng.uniform(-1e-6, 1e-6, 50)]).astype(dtype)
+    us = np.concatenate([xs, -(10.0 ** rng.uniform(-30, -1e-7, 200)), rng.uniform(-0.3, 0.42, 200),
+                         rng.uniform(-1e-9, 1e-9, 50)]).astype(dtype)
+    for fn, mfn, args in [(_special.vlog, mp.log, xs), (_special.vlog1p, mp.log1p, us)]:
+        got = np.asarray(jax.jit(fn)(jnp.asarray(args)))
+        assert got.dtype == dtype
+        ref = np.array([float(mfn(mp.mpf(float(a)))) for a in args])
+        # error in units of the last place of the result (the reference rounded to dtype);
+        # log1p is allowed one more: 1 + u is rounded before the log away from 0
+        ulp = np.spacing(np.abs(ref.astype(dtype))).astype(float)
+        err = np.abs(got.astype(float) - ref) / np.maximum(ulp, np.finfo(dtype).smallest_normal)
+        assert err.max() <= ulps + (fn is _special.vlog1p), (fn.__name__, err.max(), args[np.argmax(err)])
+    # the edges, as jnp.log / jnp.log1p give them, and the derivative
+    edge = jnp.asarray([0.0, -1.0, np.inf, np.nan, 1.0], dtype)
+    np.testing.assert_array_equal(np.asarray(_special.vlog(edge)), [-np.inf, np.nan, np.inf, np.nan, 0.0])
+    edge1 = jnp.asarray([-1.0, -2.0, np.inf, np.nan, 0.0], dtype)
+    np.testing.assert_array_equal(np.asarray(_special.vlog1p(edge1)), [-np.inf, np.nan, np.inf, np.nan, 0.0])
+    assert float(jax.grad(_special.vlog)(dtype(4.0))) == 0.25
+    assert float(jax.grad(_special.vlog1p)(dtype(3.0))) == 0.25
+
+
 def test_special_gradients_in_shape_parameters():
     """d/da log Q and d/ddf log S_t: jax.scipy has neither; check against mpmath's diff."""
     g_a = jax.jit(jax.grad(_special.log_gammaincc, argnums=(0, 1)))
