@@ -156,6 +156,20 @@ def vlog1p(u):
 
 vlog1p.defjvps(lambda du, _, u: du / (1.0 + u))
 
+# Arrays (per vmapped element) at least this large take vlog / vlog1p, smaller ones jnp.log /
+# jnp.log1p: the arithmetic pays off in the quadrature's node loops (760+ nodes a threshold),
+# while each of its call sites costs compile time, and the probes, cuts and saddle searches
+# around them are small.  The two agree to 1-2 ulp.
+_VLOG_MIN_SIZE = 256
+
+
+def _log(x):
+    return vlog(x) if jnp.size(x) >= _VLOG_MIN_SIZE else jnp.log(x)
+
+
+def _log1p(u):
+    return vlog1p(u) if jnp.size(u) >= _VLOG_MIN_SIZE else jnp.log1p(u)
+
 
 def _is_zero(t) -> bool:
     return isinstance(t, SymbolicZero)
@@ -222,7 +236,7 @@ def _log_ndtr_impl(x):
     # the series -p (1 + p/2 + ... + p^9/10) instead (relative error < p^10 / 11 < 1e-21; above,
     # log(1 - p) is within ulp(1) / p <= 1.2e-14 relative)
     upper = x > 0
-    lg = vlog(jnp.where(upper, 1.0 - p, jnp.where(far, s / -xf, p)))
+    lg = _log(jnp.where(upper, 1.0 - p, jnp.where(far, s / -xf, p)))
     left = jnp.where(far, -0.5 * xf * xf - _HALF_LOG_2PI + lg, lg)
     series = jnp.ones_like(p) / _LOG1P_SERIES_TERMS
     for k in range(_LOG1P_SERIES_TERMS - 1, 0, -1):
@@ -430,7 +444,7 @@ def _t_log_x(z, df):
     # products with the reciprocals, not quotients: no divide per element (on CPU each one
     # ends a fused loop and stores its result)
     u = jnp.where(big, t * (1.0 / root), (t * t) * (1.0 / df))
-    lg = vlog1p(u)
+    lg = _log1p(u)
     return -jnp.where(big, 2.0 * lg, lg)
 
 
