@@ -342,6 +342,7 @@ def test_phase_diagram_quick(phase_quick):
     assert "agree with the theory on 25/25" in saved["conclusions"][0]
 
 
+@pytest.mark.slow  # 12 s of experiment reruns; the resume itself is tested in test_sweeps.py
 def test_phase_diagram_resumes(phase_quick, tmp_path, monkeypatch):
     """Kill a run once a row is saved; the rerun computes only the missing rows."""
     _, clean = phase_quick
@@ -400,6 +401,7 @@ def test_phase_diagram_resumes(phase_quick, tmp_path, monkeypatch):
     assert strip(numbers) == strip(clean)
 
 
+@pytest.mark.slow  # the whole experiment (27 s); its exact values are also checked above
 def test_independence_quick(tmp_path):
     import experiments
 
