@@ -107,8 +107,7 @@ def _reduce(x):
     exact) where ``ok`` (``x`` positive, normal and finite), and log's value elsewhere
     (``-inf`` at 0 and subnormals, ``inf``, ``NaN``).
 
-    All from the bits of ``x`` (one use of ``x``: XLA's CPU backend stores, rather than fuses,
-    an expensive value that its consumer reads more than once, and ``x`` is often one).
+    All from the bits of ``x``: integer operations that vectorise, edge values included.
     """
     itype, mant, bias = _IEEE[jnp.dtype(x.dtype).itemsize]
     bits = lax.bitcast_convert_type(x, itype)

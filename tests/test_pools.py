@@ -116,7 +116,7 @@ def test_best_of_n_pool_unbiased_against_normal_closed_form():
     est = best_of_n_pool(pool, ns)
     with mp.workdps(20):
         def e_n(n):
-            f = lambda x: n * x * mp.npdf(x) * mp.ncdf(x) ** (n - 1)  # noqa: E731
+            f = lambda x: n * x * mp.npdf(x) * mp.ncdf(x) ** (n - 1)
             return float(mp.quad(f, [-mp.inf, -3, 0, 2, 4, mp.inf]))
         exact = np.array([e_n(int(n)) for n in ns]) / math.sqrt(2.0)
     z = (np.asarray(est.mean) - exact) / np.asarray(est.stderr)
