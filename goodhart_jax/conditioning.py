@@ -455,20 +455,71 @@ def _tail_only(value, error, t):
 _CPU_BATCH = 128
 
 
-def _vmap_t(fn, value, error, t):
-    t = jnp.asarray(t)
-    if not jnp.issubdtype(t.dtype, jnp.floating):
-        t = t.astype(jnp.result_type(float))
-    flat = t.reshape(-1)
-    # compute in t's precision: float parameters (float64 under x64) follow t's dtype
-    value, error = jax.tree_util.tree_map(
-        lambda a: jnp.asarray(a, t.dtype) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else a,
-        (value, error))
+def bucket_size(n: int) -> int:
+    """The padded length for ``n`` thresholds: the next of 1, 2, 3, 4, 6, 8, 12, 16, ...
+
+    Public calls pad their flattened thresholds to these lengths (repeating the first one) so
+    that a new number of thresholds compiles at most once per bucket, not once per length: at
+    most ``2 log2(n)`` programs, at most a third of the work wasted on padding.
+
+    Example:
+        >>> [bucket_size(n) for n in (1, 5, 7, 100, 1000, 100_000)]
+        [1, 6, 8, 128, 1024, 131072]
+    """
+    if n <= 2:
+        return max(n, 1)
+    k = (n - 1).bit_length() - 1  # 2^k < n <= 2^(k + 1)
+    return 3 << (k - 1) if n <= 3 << (k - 1) else 2 << k
+
+
+def _float_array(t) -> jax.Array | np.ndarray:
+    """``t`` as a float array (NumPy when concrete, so padding costs no device dispatch)."""
+    if isinstance(t, jax.core.Tracer) or (isinstance(t, jax.Array) and not np.isscalar(t)):
+        t = jnp.asarray(t)
+        return t if jnp.issubdtype(t.dtype, jnp.floating) else t.astype(jnp.result_type(float))
+    arr = np.asarray(t)
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(jnp.result_type(float))
+    elif arr.dtype == np.float64 and not jax.config.jax_enable_x64:
+        arr = arr.astype(np.float32)
+    return arr
+
+
+def _cast(tree, dtype):
+    """Float leaves of ``tree`` in ``dtype`` (the computation follows the thresholds' dtype)."""
+    return jax.tree_util.tree_map(
+        lambda a: a.astype(dtype) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating)
+        else a, jax.tree_util.tree_map(jnp.asarray, tree))
+
+
+@partial(jax.jit, static_argnums=(0, 1))
+def _run(kernel, post, value, error, flat):
+    """``post(value, kernel(value, error, t) for t in flat)``, compiled once per kernel, family
+    structure, bucket length and dtype (batches of ``_CPU_BATCH`` on CPU, one vmap elsewhere)."""
+    value, error = _cast((value, error), flat.dtype)
     if flat.shape[0] <= _CPU_BATCH or jax.default_backend() != "cpu":
-        out = jax.vmap(fn, in_axes=(None, None, 0))(value, error, flat)
+        out = jax.vmap(kernel, in_axes=(None, None, 0))(value, error, flat)
     else:
-        out = jax.lax.map(lambda s: fn(value, error, s), flat, batch_size=_CPU_BATCH)
-    return jax.tree_util.tree_map(lambda o: o.reshape(t.shape), out)
+        out = jax.lax.map(lambda s: kernel(value, error, s), flat, batch_size=_CPU_BATCH)
+    return post(value, out)
+
+
+def _identity(value, out):
+    return out
+
+
+def _batched(kernel, value, error, t, post=_identity):
+    """``kernel`` over every element of ``t`` (any shape), padded to :func:`bucket_size`."""
+    t = _float_array(t)
+    shape, size = t.shape, int(np.prod(t.shape))
+    pad = bucket_size(size) - size
+    xp = np if isinstance(t, np.ndarray) else jnp
+    flat = t.reshape(-1)
+    if pad:
+        fill = flat[:1] if size else xp.zeros((1,), t.dtype)
+        flat = xp.concatenate([flat, xp.broadcast_to(fill, (pad,))])
+    out = _run(kernel, post, value, error, flat)
+    return jax.tree_util.tree_map(lambda o: (o[:size] if pad else o).reshape(shape), out)
 
 
 def log_tail_prob(value, error, t) -> jax.Array:
@@ -491,7 +542,7 @@ def log_tail_prob(value, error, t) -> jax.Array:
     """
     value, error = _dists(value, error)
     check_finite("t", t)
-    return _vmap_t(_tail_only, value, error, t)
+    return _batched(_tail_only, value, error, t)
 
 
 def conditional_value(value, error, t) -> jax.Array:
@@ -514,7 +565,19 @@ def conditional_value(value, error, t) -> jax.Array:
         0.304751
     """
     value, error = _dists(value, error)
-    log_excess, log_p = log_value_excess(value, error, t)
+    _check_value_mean(value)
+    check_finite("t", t)
+    return _batched(_tail_terms, value, error, t, post=_post_value)
+
+
+def _post_excess(value, out):
+    log_p, log_n = out
+    # P(U >= t) lost to underflow (far beyond the documented domain): no number, not inf
+    return jnp.where(jnp.isfinite(log_p), log_n - log_p, jnp.nan), log_p
+
+
+def _post_value(value, out):
+    log_excess, log_p = _post_excess(value, out)
     return value.mean().astype(log_p.dtype) + jnp.exp(log_excess)
 
 
@@ -544,9 +607,7 @@ def log_value_excess(value, error, t) -> tuple[jax.Array, jax.Array]:
     value, error = _dists(value, error)
     _check_value_mean(value)
     check_finite("t", t)
-    log_p, log_n = _vmap_t(_tail_terms, value, error, t)
-    # P(U >= t) lost to underflow (far beyond the documented domain): no number, not inf
-    return jnp.where(jnp.isfinite(log_p), log_n - log_p, jnp.nan), log_p
+    return _batched(_tail_terms, value, error, t, post=_post_excess)
 
 
 def _proxy_integrands(value, error, y, x, lw):
@@ -631,7 +692,11 @@ def value_given_proxy(value, error, u) -> jax.Array:
     value, error = _dists(value, error)
     _check_value_mean(value)
     check_finite("u", u)
-    log_fu, pos, neg = _vmap_t(_proxy_terms, value, error, u)
+    return _batched(_proxy_terms, value, error, u, post=_post_proxy)
+
+
+def _post_proxy(value, out):
+    log_fu, pos, neg = out
     return value.mean().astype(log_fu.dtype) + jnp.exp(pos - log_fu) - jnp.exp(neg - log_fu)
 
 
@@ -656,7 +721,13 @@ def conditional_density(value, error, v, t) -> jax.Array:
     """
     value, error = _dists(value, error)
     check_finite("t", t)
-    v = jnp.asarray(v, dtype=jnp.result_type(float))
-    t = jnp.asarray(t, dtype=jnp.result_type(float))
-    log_p = log_tail_prob(value, error, t)  # one quadrature per threshold, then broadcast
+    t = _float_array(t)
+    log_p = _batched(_tail_only, value, error, t)  # one quadrature per threshold, then broadcast
+    return _density(value, error, _float_array(v), t, log_p)
+
+
+@jax.jit
+def _density(value, error, v, t, log_p):
+    dtype = jnp.result_type(v, t, log_p)
+    value, error = _cast((value, error), dtype)
     return jnp.exp(value.log_prob(v) + error.log_sf(t - v) - log_p)
