@@ -497,11 +497,42 @@ def _run(kernel, post, value, error, flat):
     """``post(value, kernel(value, error, t) for t in flat)``, compiled once per kernel, family
     structure, bucket length and dtype (batches of ``_CPU_BATCH`` on CPU, one vmap elsewhere)."""
     value, error = _cast((value, error), flat.dtype)
+    return post(value, _map(kernel, value, error, flat))
+
+
+def _map(kernel, value, error, flat):
+    """``kernel`` over a 1-D array (traceable): batches of ``_CPU_BATCH`` on CPU, else one vmap."""
     if flat.shape[0] <= _CPU_BATCH or jax.default_backend() != "cpu":
-        out = jax.vmap(kernel, in_axes=(None, None, 0))(value, error, flat)
-    else:
-        out = jax.lax.map(lambda s: kernel(value, error, s), flat, batch_size=_CPU_BATCH)
-    return post(value, out)
+        return jax.vmap(kernel, in_axes=(None, None, 0))(value, error, flat)
+    return jax.lax.map(lambda s: kernel(value, error, s), flat, batch_size=_CPU_BATCH)
+
+
+def tail_quadrature(value, error, t) -> jax.Array:
+    """``log P(V + X >= t)`` for a 1-D array ``t``: the traceable building block (no validation,
+    no padding; parameters already in ``t``'s dtype) behind :func:`log_tail_prob`."""
+    return _map(_tail_only, value, error, t)
+
+
+def proxy_quadrature(value, error, u) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(log f_U(u), log A+, log A-)`` for a 1-D array ``u``, ``A± >= 0`` the positive and
+    negative parts of ``f_U(u) (E[V | U = u] - E[V])``: the traceable building block behind
+    :func:`value_given_proxy` (no validation, no padding)."""
+    return _map(_proxy_terms, value, error, u)
+
+
+def _tail_and_proxy(value, error, u):
+    return (_tail_only(value, error, u), *_proxy_terms(value, error, u))
+
+
+def tail_and_proxy_quadrature(value, error, u):
+    """``(log S_U(u), log f_U(u), log A+, log A-)`` for a 1-D array ``u`` in one pass (see
+    :func:`tail_quadrature` and :func:`proxy_quadrature`)."""
+    return _map(_tail_and_proxy, value, error, u)
+
+
+def cast_parameters(tree, dtype):
+    """The float leaves of ``tree`` (distributions, say) in ``dtype``."""
+    return _cast(tree, dtype)
 
 
 def _identity(value, out):
