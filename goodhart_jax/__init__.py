@@ -3,6 +3,10 @@
 The public API, flat.  See DESIGN.md for the models and README.md for a tour.
 """
 
+from goodhart_jax import compile_cache
+
+compile_cache.enable()  # JAX's persistent compilation cache (GOODHART_JAX_CACHE=0: off)
+
 from goodhart_jax.conditioning import (
     conditional_density,
     conditional_value,

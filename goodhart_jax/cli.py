@@ -28,10 +28,26 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _floats(text: str) -> list[float]:
+    items = text.split(",")
+    if any(v.strip() == "" for v in items):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got an empty item in {text!r}")
     try:
-        return [float(v) for v in text.split(",") if v.strip() != ""]
+        return [float(v) for v in items]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _writable_dir(path: Path) -> None:
+    """Create ``path`` (and parents) and check a file can be written there; else ValueError."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".goodhart_jax_write_test_{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ValueError(f"--out: cannot write to folder {str(path)!r} ({reason})") from None
 
 
 def _set_pairs(items: list[str]) -> dict:
@@ -119,9 +135,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if unknown:
             allowed = ", ".join(sorted(experiments.parameters(name))) or "none"
             raise ValueError(f"--set: unknown parameter {unknown[0]!r} for {name}; allowed: {allowed}")
+    outs = {name: args.out if (args.out is not None and len(todo) == 1) else (
+        (args.out / name) if args.out is not None else Path("results") / name) for name in todo}
+    for out in outs.values():  # an unwritable folder, before any work
+        _writable_dir(out)
     for name in todo:
-        out = args.out if (args.out is not None and len(todo) == 1) else (
-            (args.out / name) if args.out is not None else None)
+        out = outs[name] if (args.out is not None) else None
         print(f"[{name}] running{' (quick)' if args.quick else ''} ...", file=sys.stderr)
         experiments.run(name, quick=args.quick, out=out, seed=args.seed, params=params)
         where = out if out is not None else Path("results") / name
@@ -142,8 +161,8 @@ def _cmd_condition(args: argparse.Namespace) -> int:
     t = np.asarray(args.threshold, dtype=np.float64)
     if t.size == 0:
         raise ValueError("threshold must be one or more finite numbers")
-    mean = np.asarray(gj.conditional_value(value, error, t))
-    logp = np.asarray(gj.log_tail_prob(value, error, t))
+    log_excess, logp = (np.asarray(a) for a in gj.log_value_excess(value, error, t))
+    mean = float(value.mean()) + np.exp(log_excess)  # one quadrature for both
     rows = [
         {"t": float(ti), "conditional_value": float(m), "log_tail_prob": float(lp),
          "bits": float(-lp / np.log(2.0))}

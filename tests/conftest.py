@@ -5,8 +5,13 @@ several devices or processes start their own subprocesses.
 """
 
 import os
+import tempfile
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# JAX's persistent compilation cache in a temporary folder of this run, never the user's: the
+# command-line tests run in subprocesses, which then load what an earlier one compiled.
+if "GOODHART_JAX_CACHE_DIR" not in os.environ and os.environ.get("GOODHART_JAX_CACHE") != "0":
+    os.environ["GOODHART_JAX_CACHE_DIR"] = tempfile.mkdtemp(prefix="goodhart_jax_test_cache_")
 
 import jax  # noqa: E402
 

@@ -411,6 +411,8 @@ def test_cli_condition_json():
     (["condition", "--value", "normal(", "--error", "normal", "--threshold", "1"], "malformed"),
     (["condition", "--value", "normal", "--error", "normal", "--threshold", "nan"], "t must be"),
     (["condition", "--value", "normal", "--error", "normal", "--threshold", "abc"], "threshold"),
+    (["condition", "--value", "normal", "--error", "normal", "--threshold", "1,,2"], "empty item"),
+    (["condition", "--value", "normal", "--error", "normal", "--threshold", "1,"], "empty item"),
     (["run", "no_such_experiment"], "experiment must be one of"),
 ])
 def test_cli_bad_input_one_line_exit_2(args, word):

@@ -4,6 +4,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,6 +85,20 @@ def test_run_bad_input_one_line_exit_2(argv, needle, tmp_path):
     errors = [ln for ln in lines if ln.startswith("goodhart-jax: error:")]
     assert len(errors) == 1 and errors[0] == lines[-1] and needle in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "under_a_missing_root"])
+def test_run_unwritable_out_one_line_exit_2(where, tmp_path):
+    """An --out folder that cannot be created or written: one line naming it, exit 2, no work."""
+    (tmp_path / "a_file").write_text("")
+    out = (tmp_path / "a_file" / "sub") if where == "under_a_file" else Path("/proc/no/such/dir")
+    proc = subprocess.run([sys.executable, "-m", "goodhart_jax.cli", "run", "tail_pdfs", "--quick",
+                           "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--out: cannot write to folder" in lines[0], proc.stderr
+    assert str(out) in lines[0] and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
 
 
 @pytest.mark.slow
