@@ -473,11 +473,12 @@ def bucket_size(n: int) -> int:
 
 
 def _float_array(t) -> jax.Array | np.ndarray:
-    """``t`` as a float array (NumPy when concrete, so padding costs no device dispatch)."""
-    if isinstance(t, jax.core.Tracer) or (isinstance(t, jax.Array) and not np.isscalar(t)):
+    """``t`` as a float array (NumPy when concrete: padding it on the device would compile a
+    program per length)."""
+    if isinstance(t, jax.core.Tracer):
         t = jnp.asarray(t)
         return t if jnp.issubdtype(t.dtype, jnp.floating) else t.astype(jnp.result_type(float))
-    arr = np.asarray(t)
+    arr = np.asarray(t)  # a concrete JAX array too: padding on the host compiles nothing
     if not np.issubdtype(arr.dtype, np.floating):
         arr = arr.astype(jnp.result_type(float))
     elif arr.dtype == np.float64 and not jax.config.jax_enable_x64:
@@ -549,8 +550,23 @@ def _batched(kernel, value, error, t, post=_identity):
     if pad:
         fill = flat[:1] if size else xp.zeros((1,), t.dtype)
         flat = xp.concatenate([flat, xp.broadcast_to(fill, (pad,))])
-    out = _run(kernel, post, value, error, flat)
-    return jax.tree_util.tree_map(lambda o: (o[:size] if pad else o).reshape(shape), out)
+    return unpad(_run(kernel, post, value, error, flat), size, shape)
+
+
+def unpad(out, size: int, shape: tuple[int, ...]):
+    """The first ``size`` entries of each (1-D, padded) array in ``out``, reshaped to ``shape``.
+
+    Concrete arrays go through the host: slicing or reshaping on the device would compile a
+    program per length (cheap, but not once); traced ones are sliced in the trace.
+    """
+    def one(o):
+        if o.shape == shape:
+            return o
+        if isinstance(o, jax.core.Tracer):
+            return o[:size].reshape(shape)
+        return jax.device_put(np.asarray(o)[:size].reshape(shape))  # (jnp.asarray compiles)
+
+    return jax.tree_util.tree_map(one, out)
 
 
 def log_tail_prob(value, error, t) -> jax.Array:

@@ -686,7 +686,7 @@ def stream(chunk_fn: Callable[..., PyTree], key: jax.Array, *args: PyTree,
     plan = _Plan(chunk_size, k, mesh, impl)
     counts = (n_chunks, num_samples - (n_chunks - 1) * chunk_size)
 
-    template = jax.eval_shape(chunk_fn, key, jax.ShapeDtypeStruct((chunk_size,), jnp.bool_), *args)
+    template = _template(chunk_fn, key, chunk_size, args)
     zeros = _zeros_like_tree(template)
     acc = Sums(zeros, zeros)
     key_data, args, acc = _global((key_data, args, acc), mesh)
@@ -699,6 +699,34 @@ def stream(chunk_fn: Callable[..., PyTree], key: jax.Array, *args: PyTree,
     else:
         acc = _advance(chunk_fn, key_data, args, acc, _sched(0, n_rounds, counts, mesh), plan)
     return jax.tree_util.tree_map(lambda s, c: s + c, acc.total, acc.compensation)
+
+
+def _template(chunk_fn, key, chunk_size: int, args) -> PyTree:
+    """The shapes of ``chunk_fn``'s statistics, traced once per function, key type, chunk size
+    and argument structure (a second call with new values of the same shapes traces nothing)."""
+    leaves, treedef = jax.tree_util.tree_flatten(args)
+    avals = tuple(jax.typeof(x) if isinstance(x, jax.Array) else
+                  (type(x), np.shape(x), np.result_type(x)) for x in leaves)
+    return _template_cached(chunk_fn, jax.typeof(key), chunk_size, treedef, avals,
+                            lambda: jax.eval_shape(chunk_fn, key,
+                                                   jax.ShapeDtypeStruct((chunk_size,), jnp.bool_),
+                                                   *args))
+
+
+_TEMPLATES: dict = {}
+
+
+def _template_cached(chunk_fn, key_type, chunk_size, treedef, avals, make):
+    k = (chunk_fn, key_type, chunk_size, treedef, avals)
+    try:
+        return _TEMPLATES[k]
+    except TypeError:  # something unhashable: no caching
+        return make()
+    except KeyError:
+        if len(_TEMPLATES) > 4096:
+            _TEMPLATES.clear()
+        out = _TEMPLATES[k] = make()
+        return out
 
 
 def _sched(start: int, n: int, counts: tuple[int, int], mesh: Mesh):

@@ -31,7 +31,7 @@ import numpy as np
 
 from goodhart_jax import engine
 from goodhart_jax._validation import check_param, check_positive_int, is_concrete
-from goodhart_jax.conditioning import (_check_value_mean, _dists, bucket_size, cast_parameters,
+from goodhart_jax.conditioning import (_check_value_mean, _dists, bucket_size, cast_parameters, unpad,
                                        tail_and_proxy_quadrature, tail_quadrature)
 from goodhart_jax.distributions import Distribution, Levy, Normal, StudentT, _float_dtype, parse_dist
 from goodhart_jax.quadrature import gauss_legendre
@@ -379,7 +379,7 @@ def _best_of_n(value, error, n):
         s_lo, s_top = _window_ends(*(jnp.log(jax.lax.stop_gradient(flat)),) * 2)
         group = jnp.arange(size)
     out = _bon_combine(value, flat, group, _windows_nodes(value, error, s_lo, s_top))
-    return tuple((o[:size] if pad else o).reshape(shape) for o in out)
+    return unpad(out, size, shape)
 
 
 def best_of_n_value(value, error, n) -> Array:
