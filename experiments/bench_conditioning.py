@@ -1,24 +1,29 @@
-"""Benchmark: exact conditioning and the streaming sampler against SciPy/NumPy scripts.
+"""Benchmark: exact conditioning as users call it, against SciPy scripts; best-of-n.
 
 Prints, in one run:
 
-1. 1,000 thresholds of E[V | V + X >= t] (V ~ N(0, 1), X ~ t(3)) by ``gj.conditional_value``
-   against two ``scipy.integrate.quad`` loops over the same thresholds — one over
-   ``scipy.stats`` frozen distributions (what most scripts do), one over plain
-   ``scipy.special`` functions (``stdtr``; the careful version, with finite limits and break
-   points) — with times, ratios, and the largest relative difference from mpmath references
-   (computed here, at 50 digits, on a subset of the thresholds).
-2. Samples/s of the ``mc`` estimator against a NumPy implementation of the same estimator
+1. For three pairings (V ~ N(0, 1) / X ~ t(3); gennorm(0.5) / exponential(1); lognormal(0.5) /
+   Pareto(1.5)) and 1; 1,000; 100,000 thresholds: ``gj.conditional_value`` exactly as users
+   write it — eager, warm (median of repeats) — beside the same call under the user's own
+   ``jax.jit``, the first call in a fresh process (with an empty and with a warm persistent
+   compilation cache), and two ``scipy.integrate.quad`` loops over the same thresholds: one
+   over ``scipy.stats`` frozen distributions (what most scripts do), one over plain
+   ``scipy.special`` functions with finite limits and break points (the careful version).
+   SciPy loops over many thresholds are timed on a subset and extrapolated per threshold.
+   Accuracy: the largest relative error against mpmath (50 digits) for normal / t(3), and the
+   largest relative difference from the careful SciPy loop for every pairing.
+2. ``gj.best_of_n_value`` over n = 1, ..., 1000 (normal / t(3)): eager warm, under ``jax.jit``
+   (where every traced n gets its own rule), the first call in a fresh process.
+3. Samples/s of the ``mc`` estimator against a NumPy implementation of the same estimator
    (float32 ``standard_normal`` in chunks), normal/normal.
-3. Peak RSS of the ``mc`` estimator for 1e6 and 1e9 samples (separate processes).
+4. Peak RSS of the ``mc`` estimator for 1e6 and 1e9 samples (separate processes).
 
 Run: ``goodhart-jax bench conditioning`` (``--quick`` for a shorter run).  Needs SciPy and
-mpmath (the ``test`` extra).
+mpmath (the ``test`` extra).  Saves ``results/bench_conditioning/bench.json``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import subprocess
@@ -29,10 +34,6 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path("results") / "bench_conditioning"
-
-
-def _thresholds(n: int) -> np.ndarray:
-    return np.concatenate([np.linspace(0.0, 50.0, n // 2), np.geomspace(50.0, 1e6, n - n // 2)])
 
 
 def _mpmath_reference(ts) -> np.ndarray:
@@ -59,10 +60,32 @@ def _mpmath_reference(ts) -> np.ndarray:
     return np.array(out)
 
 
-def _scipy_frozen(ts) -> np.ndarray:
-    from scipy import integrate, stats
+PAIRINGS = {
+    "normal/t3": ("normal(0, 1)", "student_t(df=3)", (50.0, 1e6)),
+    "gennorm/exponential": ("gennorm(p=0.5)", "exponential(rate=1)", (50.0, 1e4)),
+    "lognormal/pareto": ("lognormal(sigma=0.5)", "pareto(alpha=1.5)", (50.0, 1e6)),
+}
 
-    v_dist, x_dist = stats.norm(0.0, 1.0), stats.t(3.0)
+
+def _thresholds_for(pair: str, n: int) -> np.ndarray:
+    lin, top = PAIRINGS[pair][2]
+    if n == 1:
+        return np.array([5.0])
+    return np.concatenate([np.linspace(0.0, lin, n // 2), np.geomspace(lin, top, n - n // 2)])
+
+
+def _frozen_laws(pair: str):
+    from scipy import stats
+
+    return {"normal/t3": (stats.norm(0.0, 1.0), stats.t(3.0)),
+            "gennorm/exponential": (stats.gennorm(0.5), stats.expon()),
+            "lognormal/pareto": (stats.lognorm(0.5), stats.pareto(1.5))}[pair]
+
+
+def _scipy_frozen(ts, pair: str = "normal/t3") -> np.ndarray:
+    from scipy import integrate
+
+    v_dist, x_dist = _frozen_laws(pair)
     out = np.empty(len(ts))
     for i, t in enumerate(ts):
         num = integrate.quad(lambda v: v * v_dist.pdf(v) * x_dist.sf(t - v), -np.inf, np.inf)[0]
@@ -71,22 +94,85 @@ def _scipy_frozen(ts) -> np.ndarray:
     return out
 
 
-def _scipy_special(ts) -> np.ndarray:
-    from scipy import integrate, special
+def _careful(pair: str):
+    """(integrand of P(U >= t) given t, ``(lo, hi, break points)`` given t): plain scipy.special."""
+    from scipy import special
 
-    c = 1.0 / math.sqrt(2.0 * math.pi)
-    out = np.empty(len(ts))
-    for i, t in enumerate(ts):
-        def den_f(v, t=t):
+    if pair == "normal/t3":
+        c = 1.0 / math.sqrt(2.0 * math.pi)
+
+        def den(v, t):
             return c * math.exp(-0.5 * v * v) * special.stdtr(3.0, v - t)
 
-        def num_f(v, t=t):
-            return v * den_f(v)
+        return den, lambda t: (-40.0, 40.0, [-5.0, 0.0, 5.0])
+    if pair == "gennorm/exponential":
+        c = 0.5 / (2.0 * math.gamma(2.0))  # p / (2 Gamma(1/p)), p = 1/2
 
-        num = integrate.quad(num_f, -40.0, 40.0, points=[-5.0, 0.0, 5.0], limit=200)[0]
-        den = integrate.quad(den_f, -40.0, 40.0, points=[-5.0, 0.0, 5.0], limit=200)[0]
-        out[i] = num / den
+        def den(v, t):
+            sx = math.exp(-(t - v)) if v < t else 1.0
+            return c * math.exp(-math.sqrt(abs(v))) * sx
+
+        return den, lambda t: (-2500.0, t + 2500.0, sorted({-100.0, 0.0, t, t + 100.0}))
+
+    def den(v, t):  # lognormal(0.5) value, Pareto(1.5) error: S_X(x) = x^-1.5 for x >= 1
+        if v <= 0.0:
+            return 0.0
+        z = math.log(v) / 0.5
+        fv = math.exp(-0.5 * z * z) / (v * 0.5 * math.sqrt(2.0 * math.pi))
+        x = t - v
+        return fv * (x ** -1.5 if x >= 1.0 else 1.0)
+
+    return den, lambda t: (0.0, math.inf, sorted({1.0, 10.0, t - 1.0} - {0.0}))
+
+
+def _scipy_special(ts, pair: str = "normal/t3") -> np.ndarray:
+    """The careful loop: one quad per integral, finite limits where the mass is, break points
+    at the bulk and the kinks."""
+    from scipy import integrate
+
+    den, limits = _careful(pair)
+    out = np.empty(len(ts))
+    for i, t in enumerate(ts):
+        lo, hi, pts = limits(t)
+        pts = [p for p in pts if lo < p < hi]
+        pieces = [(lo, hi, pts)] if math.isfinite(hi) else [(lo, pts[-1], pts[:-1]),
+                                                             (pts[-1], hi, None)]
+        num = den_t = 0.0
+        for a, b, p in pieces:
+            num += integrate.quad(lambda v, t=t: v * den(v, t), a, b, points=p, limit=200)[0]
+            den_t += integrate.quad(lambda v, t=t: den(v, t), a, b, points=p, limit=200)[0]
+        out[i] = num / den_t
     return out
+
+
+def _median_time(fn, repeats: int) -> float:
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - start)
+    return float(np.median(runs))
+
+
+def _first_call(code: str, cache_dir: str) -> dict:
+    """Run ``code`` in a fresh Python (float64, the given compilation cache); it prints
+    ``import_s first_call_s``."""
+    env = dict(os.environ, GOODHART_JAX_CACHE_DIR=cache_dir, JAX_ENABLE_X64="1")
+    env.pop("GOODHART_JAX_CACHE", None)
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         check=True)
+    wall = time.perf_counter() - start
+    imp, first = (float(x) for x in out.stdout.split()[-2:])
+    return {"import_s": imp, "first_call_s": first, "process_wall_s": wall}
+
+
+def _first_call_code(call: str) -> str:
+    return ("import time; s = time.perf_counter()\n"
+            "import jax, numpy as np, goodhart_jax as gj\n"
+            "imp = time.perf_counter() - s; s = time.perf_counter()\n"
+            f"jax.block_until_ready({call})\n"
+            "print(imp, time.perf_counter() - s)\n")
 
 
 def _best_time(fn, repeats: int = 3) -> float:
@@ -123,70 +209,98 @@ def main(quick: bool = False) -> int:
     jax.config.update("jax_enable_x64", True)
     import goodhart_jax as gj
 
-    n = 1000
-    ts = _thresholds(n)
-    value, error = gj.Normal(), gj.StudentT(3.0)
-    report: dict = {"pairing": "V ~ normal(0, 1), X ~ student_t(df=3)", "thresholds": n}
+    import tempfile
 
-    # 1. exact conditioning
-    f = jax.jit(lambda t: gj.conditional_value(value, error, t))
-    ours = np.asarray(f(ts))
-    # ours and the careful SciPy loop (all 1,000 thresholds, 0.2 s) timed in alternating rounds,
-    # medians over them: a burst of load on a shared machine hits both, not one (ours: 9 runs
-    # of 0.02 s a round, after one untimed call that wakes XLA's threads up again).  The
-    # scipy.stats loop runs once, on a subset, for half a minute.
-    rounds = 3 if quick else 11
-    ours_runs, special_runs, round_ratios = [], [], []
-    for _ in range(rounds):
-        f(ts).block_until_ready()
-        mine = []
-        for _ in range(9):
+    sizes = (1, 1000, 10_000) if quick else (1, 1000, 100_000)
+    report: dict = {"backend": jax.default_backend(), "devices": len(jax.devices()),
+                    "conditioning": {}}
+    print(f"E[V | U >= t] by gj.conditional_value as users call it (backend "
+          f"{jax.default_backend()}, {len(jax.devices())} device(s), float64); times in seconds")
+    print(f"  {'pairing':<20}{'thresholds':>10}{'eager':>10}{'jit':>10}{'eager/jit':>10}"
+          f"{'careful':>10}{'vs ours':>9}{'stats':>10}{'vs ours':>9}{'diff careful':>13}")
+    for pair, (v_spec, x_spec, _) in PAIRINGS.items():
+        value, error = gj.parse_dist(v_spec), gj.parse_dist(x_spec)
+        jitted = jax.jit(lambda t, value=value, error=error: gj.conditional_value(value, error, t))
+        for n in sizes:
+            ts = _thresholds_for(pair, n)
+            ours = np.asarray(gj.conditional_value(value, error, ts))  # compiles (not timed)
+            jitted(ts).block_until_ready()
+            reps = 21 if n <= 1000 else 3
+            t_eager = _median_time(lambda: gj.conditional_value(value, error, ts)
+                                   .block_until_ready(), reps)
+            t_jit = _median_time(lambda: jitted(ts).block_until_ready(), reps)
+            sub = np.unique(np.linspace(0, n - 1, min(n, 40 if quick else 200)).astype(int))
             start = time.perf_counter()
-            f(ts).block_until_ready()
-            mine.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        special = _scipy_special(ts)
-        special_runs.append(time.perf_counter() - start)
-        ours_runs += mine
-        round_ratios.append(special_runs[-1] / float(np.median(mine)))
-    t_ours, t_ours_best = float(np.median(ours_runs)), float(np.min(ours_runs))
-    t_special = float(np.median(special_runs))
-    n_scipy = 50 if quick else 200  # a subset, timed per threshold
-    sub = np.linspace(0, n - 1, n_scipy).astype(int)
+            careful = _scipy_special(ts[sub], pair)
+            t_careful = (time.perf_counter() - start) * n / len(sub)
+            sub_f = sub[:: max(1, len(sub) // (5 if quick else 20))]
+            start = time.perf_counter()
+            _scipy_frozen(ts[sub_f], pair)
+            t_frozen = (time.perf_counter() - start) * n / len(sub_f)
+            diff = float(np.max(np.abs(careful / ours[sub] - 1.0)))
+            row = {"thresholds": n, "eager_s": t_eager, "jit_s": t_jit,
+                   "eager_over_jit": t_eager / t_jit, "scipy_special_quad_s": t_careful,
+                   "scipy_stats_quad_s": t_frozen, "speedup_eager_vs_scipy_special":
+                   t_careful / t_eager, "speedup_eager_vs_scipy_stats": t_frozen / t_eager,
+                   "max_rel_diff_vs_scipy_special": diff,
+                   "scipy_thresholds_timed": [len(sub), len(sub_f)]}
+            if pair == "normal/t3" and n == 1000:
+                ref_idx = sub[:: (5 if quick else 2)]
+                ref = _mpmath_reference(ts[ref_idx])
+                pos = {int(i): k for k, i in enumerate(sub)}
+                row["max_rel_err_vs_mpmath"] = float(np.max(np.abs(ours[ref_idx] / ref - 1)))
+                row["max_rel_err_scipy_special_vs_mpmath"] = float(np.max(np.abs(
+                    np.array([careful[pos[int(i)]] for i in ref_idx]) / ref - 1)))
+                row["mpmath_points"] = len(ref_idx)
+            if n == 1000:
+                call = (f"gj.conditional_value(gj.parse_dist({v_spec!r}), "
+                        f"gj.parse_dist({x_spec!r}), np.linspace(0.0, 50.0, 1000))")
+                with tempfile.TemporaryDirectory() as cache:
+                    row["fresh_process_empty_cache"] = _first_call(_first_call_code(call), cache)
+                    row["fresh_process_warm_cache"] = _first_call(_first_call_code(call), cache)
+            report["conditioning"].setdefault(pair, []).append(row)
+            print(f"  {pair:<20}{n:>10}{t_eager:>10.4f}{t_jit:>10.4f}{t_eager / t_jit:>10.2f}"
+                  f"{t_careful:>10.3f}{t_careful / t_eager:>8.1f}x{t_frozen:>10.2f}"
+                  f"{t_frozen / t_eager:>8.0f}x{diff:>13.1e}")
+    print("  (eager: the call as users write it, warm, median; jit: the same inside jax.jit;\n"
+          "   careful: scipy quad over scipy.special with limits and break points; stats: quad "
+          "over scipy.stats frozen laws;\n   SciPy on a subset, extrapolated per threshold; "
+          "diff careful: largest relative difference of the careful loop from ours)")
+    for pair, rows in report["conditioning"].items():
+        for row in rows:
+            if "fresh_process_empty_cache" in row:
+                e, w = row["fresh_process_empty_cache"], row["fresh_process_warm_cache"]
+                print(f"  first call in a fresh process, {pair}, 1,000 thresholds: "
+                      f"{e['first_call_s']:.2f} s (empty compilation cache), "
+                      f"{w['first_call_s']:.2f} s (warm cache); import {w['import_s']:.2f} s")
+            if "max_rel_err_vs_mpmath" in row:
+                print(f"  accuracy, {pair}: ours {row['max_rel_err_vs_mpmath']:.1e}, careful "
+                      f"SciPy {row['max_rel_err_scipy_special_vs_mpmath']:.1e} (max rel err vs "
+                      f"mpmath at {row['mpmath_points']} thresholds, 50 digits)")
+
+    # 2. best_of_n_value over 1,000 n
+    value, error = gj.Normal(), gj.StudentT(3.0)
+    ns = np.arange(1.0, 1001.0)
+    gj.best_of_n_value(value, error, ns).block_until_ready()
+    t_eager = _median_time(lambda: gj.best_of_n_value(value, error, ns).block_until_ready(),
+                           3 if quick else 7)
+    bon_jit = jax.jit(lambda n: gj.best_of_n_value(value, error, n))
+    ns_jit = ns[:100] if quick else ns
     start = time.perf_counter()
-    frozen = _scipy_frozen(ts[sub])
-    t_frozen = (time.perf_counter() - start) * n / n_scipy
-    ref_idx = sub[:: (5 if quick else 2)]
-    ref = _mpmath_reference(ts[ref_idx])
-    pos = {int(i): k for k, i in enumerate(sub)}
-
-    def worst(vals):
-        return float(np.max(np.abs(vals / ref - 1.0)))
-
-    err_ours = worst(ours[ref_idx])
-    err_frozen = worst(np.array([frozen[pos[int(i)]] for i in ref_idx]))
-    err_special = worst(special[ref_idx])
-    report["conditioning"] = {
-        "goodhart_jax_s": t_ours, "goodhart_jax_best_s": t_ours_best,
-        "scipy_stats_quad_s": t_frozen, "scipy_special_quad_s": t_special,
-        "speedup_vs_scipy_stats": t_frozen / t_ours, "speedup_vs_scipy_special": t_special / t_ours,
-        "max_rel_err_goodhart_jax": err_ours, "max_rel_err_scipy_stats": err_frozen,
-        "max_rel_err_scipy_special": err_special, "reference_points": len(ref_idx),
-        "scipy_stats_thresholds_timed": n_scipy, "rounds": rounds,
-        "speedup_vs_scipy_special_per_round": round_ratios,
-    }
-    c = report["conditioning"]
-    print(f"E[V | U >= t], {n} thresholds in [0, 1e6], V ~ N(0,1), X ~ t(3)  "
-          f"(backend {jax.default_backend()}, {len(jax.devices())} device(s))")
-    print(f"  {'method':<34}{'time (s)':>10}{'per t (ms)':>12}{'speed-up':>10}{'max rel err':>14}")
-    for name, t_s, err in [("goodhart_jax.conditional_value", t_ours, err_ours),
-                           ("scipy quad + scipy.stats frozen", t_frozen, err_frozen),
-                           ("scipy quad + scipy.special.stdtr", t_special, err_special)]:
-        print(f"  {name:<34}{t_s:>10.3f}{1e3 * t_s / n:>12.4f}{t_s / t_ours:>10.1f}x{err:>14.2e}")
-    print(f"  (ours and stdtr: medians over {rounds} alternating rounds, ours best {t_ours_best:.3f} s, "
-          f"speed-up over stdtr per round {min(round_ratios):.1f}x to {max(round_ratios):.1f}x;\n"
-          f"   scipy.stats time extrapolated from {n_scipy} thresholds; errors against mpmath at "
-          f"{len(ref_idx)} thresholds, 50 digits)")
+    bon_jit(ns_jit).block_until_ready()
+    t_jit_first = time.perf_counter() - start
+    t_jit = _median_time(lambda: bon_jit(ns_jit).block_until_ready(), 1)
+    call = "gj.best_of_n_value(gj.Normal(), gj.StudentT(3.0), np.arange(1.0, 1001.0))"
+    with tempfile.TemporaryDirectory() as cache:
+        cold = _first_call(_first_call_code(call), cache)
+        warm = _first_call(_first_call_code(call), cache)
+    report["best_of_n"] = {"n": "1..1000", "eager_s": t_eager, "jit_n": len(ns_jit),
+                           "jit_s": t_jit, "jit_first_s": t_jit_first,
+                           "fresh_process_empty_cache": cold, "fresh_process_warm_cache": warm}
+    print(f"\nbest_of_n_value, V ~ N(0,1), X ~ t(3), n = 1..1000: eager {t_eager:.3f} s warm; "
+          f"under jax.jit {t_jit:.2f} s for {len(ns_jit)} n (every traced n gets its own rule; "
+          f"first call {t_jit_first:.1f} s);\n  first call in a fresh process "
+          f"{cold['first_call_s']:.1f} s (empty cache), {warm['first_call_s']:.1f} s (warm cache)")
 
     # 2. samples/s: mc vs NumPy, float32 normal/normal
     num = 1 << (22 if quick else 25)
@@ -228,7 +342,7 @@ def main(quick: bool = False) -> int:
     small_run, big_run = _rss_child(10**6), _rss_child(big)
     report["memory"] = {"small": small_run, "big": big_run,
                         "rss_ratio": big_run["peak_rss_mib"] / small_run["peak_rss_mib"]}
-    print(f"\npeak RSS of the mc estimator (separate processes)")
+    print("\npeak RSS of the mc estimator (separate processes)")
     for r in (small_run, big_run):
         print(f"  {r['num_samples']:>12.0e} samples: {r['peak_rss_mib']:8.1f} MiB  "
               f"({r['seconds']:.1f} s, estimate {r['mean']:.5f})")

@@ -3,9 +3,6 @@
 The public API, flat.  See DESIGN.md for the models and README.md for a tour.
 """
 
-from goodhart_jax import compile_cache
-
-compile_cache.enable()  # JAX's persistent compilation cache (GOODHART_JAX_CACHE=0: off)
 
 from goodhart_jax.conditioning import (
     conditional_density,
@@ -76,6 +73,10 @@ from goodhart_jax.optimize import (
     optimal_threshold,
     optimal_tilt,
 )
+
+from goodhart_jax import compile_cache
+
+compile_cache.enable()  # JAX's persistent compilation cache (GOODHART_JAX_CACHE=0: off)
 
 __version__ = "0.1.0"
 

@@ -573,8 +573,8 @@ def _advance_impl(chunk_fn, key_data, args, acc, sched, plan: _Plan):
             empty = jax.tree_util.tree_map(lambda s: jnp.zeros((k,) + s.shape, s.dtype), template)
             local = lax.fori_loop(0, k, one, empty)
             full = jax.tree_util.tree_map(
-                lambda s, l: lax.dynamic_update_slice_in_dim(
-                    jnp.zeros((R,) + s.shape, s.dtype), l, d * k, 0), template, local)
+                lambda s, part: lax.dynamic_update_slice_in_dim(
+                    jnp.zeros((R,) + s.shape, s.dtype), part, d * k, 0), template, local)
             full = lax.psum(full, AXIS)  # one value and D - 1 exact zeros per entry: exact
 
             def add(j, acc):
