@@ -155,6 +155,11 @@ def main(quick: bool, out: Path, seed: int, *, dim: int = 8, gold_width: int = 6
     bon_max = check_positive_int("bon_max", p["bon_max"], minimum=2, owner=owner)
     check_positive_int("ensemble", p["ensemble"], owner=owner)
     check_param("lam", p["lam"], lo=0.0, owner=owner)
+    for name in ("widths", "label_counts"):  # before any work (the sweep checks them again)
+        vals = np.atleast_1d(np.asarray(p[name], dtype=float))
+        if vals.size == 0 or np.any(vals < 1) or np.any(vals != np.round(vals)):
+            raise ValueError(f"{owner}: {name} must be integers >= 1, got {p[name]!r}")
+    check_param("betas", p["betas"], lo=0.0, lo_open=True, owner=owner)
     for name in ("noise", "heavy_noise"):
         law = gj.parse_dist(p[name])
         if p["labels"] == "regression" and not lab.has_finite_variance(law):

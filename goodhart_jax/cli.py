@@ -171,6 +171,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         "conditioning": "experiments.bench_conditioning",
         "sampling": "experiments.bench_sampling",
         "pools": "experiments.bench_pools",
+        "lab": "experiments.bench_lab",
     }
     if args.what not in benches:
         raise ValueError(f"bench must be one of {', '.join(benches)}; got {args.what!r}")
