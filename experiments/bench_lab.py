@@ -11,7 +11,7 @@ Two measurements, each a first call (compile + run) and a timed second call:
    data, proxy training, best-of-n and the policies for every configuration, sharded over the
    devices by :func:`goodhart_jax.engine.stream`; configurations per second (seeds x widths x
    label counts x betas / wall) and policy-steps per second, on all devices and on one, and
-   with 1 and 3 configurations vmapped per chunk.
+   with 2 configurations vmapped per chunk (the default) and with 1.
 
 Documented sweep (``--quick`` in brackets): gold a random tanh MLP on R^8 (width 64, depth 2);
 proxies GELU MLPs of depth 2, widths 4, 16, 64 [4, 16]; label counts 128, 512, 2048 [128,
@@ -137,7 +137,7 @@ def main(quick: bool = False) -> int:
           f"(compile + first call {pol['first_call_s']:.1f} s)")
     rows = []
     n_dev = len(jax.devices())
-    variants = [(None, 1)] + ([(1, 1)] if n_dev > 1 else []) + [(None, 3)]
+    variants = [(None, 2)] + ([(1, 2)] if n_dev > 1 else []) + [(None, 1)]
     print(f"{'devices':>8} {'chunk':>6} {'configs':>8} {'compile+1st s':>14} {'wall s':>8} "
           f"{'configs/s':>10} {'policy-steps/s':>15}")
     for devs, chunk in variants:

@@ -22,11 +22,12 @@ Common random numbers: a seed fixes the labelled data (the first ``N`` points of
 set), the initialisation, the best-of-n draws and the policies' base normals, for every width,
 label count, beta and objective.
 
-Chunk size (measured, CPU): one configuration per chunk is the default.  Vmapping ``c``
-configurations per chunk batches their matrix products, and XLA's CPU compile time grows with
-the batch (proxy training: 2.4 s unbatched, 2.9 s for ``c = 1``, 5.0 s for ``c = 6``; the
-whole configuration 7 / 8 / 13 s) while the run time did not improve; ``goodhart-jax bench
-lab`` times both.
+Chunk size (measured, CPU): two configurations per chunk is the default.  Vmapping ``c``
+configurations per chunk batches their matrix products; on the documented grid of ``bench
+lab`` (18 configurations, 2 CPU devices shared with other work) the sweep ran in 9.1 / 5.3 /
+7.0 / 10.9 s for ``c = 1 / 2 / 4 / 9``, with 12-17 s of compilation, more for large
+batches (XLA's CPU compile time grows with the batch).  ``goodhart-jax bench lab`` times
+``c = 1`` and ``c = 2``.
 """
 
 from __future__ import annotations
@@ -344,7 +345,7 @@ def lab_sweep(key: Array, gold: Reward, *, seeds: int | Sequence[int] = 3,
         bon_draws: best-of-n replicates per configuration (>= 2).
         probe_samples: ``pi0`` draws at which the proxy's error is recorded (>= 2).
         block_size: best-of-n candidates per block.
-        chunk_size: configurations per chunk, vmapped (default 1: see the module notes).
+        chunk_size: configurations per chunk, vmapped (default 2: see the module notes).
         devices: as in :func:`goodhart_jax.engine.stream` (default all).
         dtype: float dtype (default JAX's default float).
 
@@ -422,7 +423,7 @@ def lab_sweep(key: Array, gold: Reward, *, seeds: int | Sequence[int] = 3,
     n_configs = S * W * N
     devs = devices
     if chunk_size is None:
-        chunk_size = 1
+        chunk_size = 2
     chunk_size = min(check_positive_int("chunk_size", chunk_size, owner=owner), n_configs)
     n_chunks = -(-n_configs // chunk_size)
 
