@@ -11,8 +11,10 @@ sharded over the devices by the streaming engine).
 1. **Scaling.**  Gold against ``d`` at several proxy widths and label counts, Gao et al.'s
    forms fitted per seed (:func:`goodhart_jax.fit_overoptimization`; ``d (alpha - beta d)``
    for best-of-n over ``n = 1..bon_max``, ``d (alpha - beta log d)`` along the trajectory of
-   the policy with the smallest ``beta``), the coefficients' mean +- 2 standard errors across
-   seeds against width and label count.
+   the policy with the smallest ``beta``; seed means taken at equal ``d``), the coefficients'
+   mean +- 2 standard errors across seeds against width and label count.  Proxies are trained
+   for ``train_steps`` full-batch AdamW steps (early stopping: 1000 steps overfit the widest
+   proxies, correlation with gold on ``pi0`` 0.81 instead of 0.95 at ``N = 2048``).
 2. **Label noise tails.**  The same sweep with heavy-tailed label noise of the same variance
    (default t(2.5) against normal): the right tail of the learned proxy's error under ``pi0``
    (Hill estimates) and the gold curves.
@@ -38,14 +40,14 @@ from goodhart_jax import lab, results, sweeps
 from goodhart_jax._validation import check_param, check_positive_int
 
 DEFAULTS = {"dim": 8, "gold_width": 64, "gold_depth": 2, "widths": (4, 16, 64),
-            "label_counts": (128, 512, 2048), "betas": (0.01, 0.03, 0.1, 0.3), "seeds": 5,
+            "label_counts": (128, 512, 2048), "betas": (0.03, 0.1, 0.3, 1.0), "seeds": 5,
             "depth": 2, "noise": "normal(0, 0.5)",
             "heavy_noise": "student_t(df=2.5, scale=0.2236068)", "ensemble": 3, "lam": 1.0,
-            "train_steps": 1000, "policy_steps": 300, "policy_learning_rate": 0.15,
+            "train_steps": 300, "policy_steps": 300, "policy_learning_rate": 0.05,
             "policy_samples": 128, "bon_max": 4096, "bon_draws": 256, "labels": "regression"}
-QUICK = {"widths": (4, 16), "label_counts": (128, 512), "betas": (0.01, 0.1), "seeds": 3,
-         "train_steps": 300, "policy_steps": 150, "policy_samples": 32, "bon_max": 512,
-         "bon_draws": 64}
+QUICK = {"widths": (4, 16), "label_counts": (128, 512), "betas": (0.03, 0.3), "seeds": 3,
+         "train_steps": 200, "policy_steps": 150, "policy_learning_rate": 0.1,
+         "policy_samples": 32, "bon_max": 512, "bon_draws": 64}
 OBJECTIVES = ("single", "mean", "min", "uwo")
 
 
@@ -85,12 +87,21 @@ def _bon_curve(res: dict, w: int, n: int, o: int, label: str) -> tuple[dict, dic
 
 
 def _rl_curve(res: dict, w: int, n: int, o: int, b: int, label: str) -> tuple[dict, dict]:
+    """A policy's trajectory: gold against d, averaged over seeds at equal d (not equal step).
+
+    Each seed's trajectory is interpolated on a common grid of d (its running maximum, so that
+    the abscissa is monotone) up to the smallest final d over the seeds; the fits use each
+    seed's raw trajectory.
+    """
     kl = np.asarray(res["kl"], float)[:, w, n, o, b, :]  # (S, T + 1)
     gold = np.asarray(res["gold"], float)[:, w, n, o, b, :] - res["gold_base"]
     d = np.sqrt(np.maximum(kl, 0.0))
-    dm, _ = _mean_se(d)
-    m, se = _mean_se(gold)
-    curve = {"label": label, "d": dm, "gold": m, "gold_se": se, "fit": _fit_record(dm, m, "rl")}
+    d_mono = np.maximum.accumulate(d, axis=1)
+    grid = np.linspace(0.0, float(d_mono[:, -1].min()), 100)
+    g = np.stack([np.interp(grid, d_mono[s], gold[s]) for s in range(d.shape[0])])
+    m, se = _mean_se(g)
+    curve = {"label": label, "d": grid, "gold": m, "gold_se": se,
+             "fit": _fit_record(grid, m, "rl")}
     return curve, _fit_seeds(d, gold, "rl")
 
 
@@ -131,10 +142,10 @@ def _claim(text: str, holds: bool, detail: str) -> dict:
 
 def main(quick: bool, out: Path, seed: int, *, dim: int = 8, gold_width: int = 64,
          gold_depth: int = 2, widths=(4, 16, 64), label_counts=(128, 512, 2048),
-         betas=(0.01, 0.03, 0.1, 0.3), seeds: int = 5, depth: int = 2,
+         betas=(0.03, 0.1, 0.3, 1.0), seeds: int = 5, depth: int = 2,
          noise: str = "normal(0, 0.5)", heavy_noise: str = "student_t(df=2.5, scale=0.2236068)",
-         ensemble: int = 3, lam: float = 1.0, train_steps: int = 1000, policy_steps: int = 300,
-         policy_learning_rate: float = 0.15, policy_samples: int = 128, bon_max: int = 4096,
+         ensemble: int = 3, lam: float = 1.0, train_steps: int = 300, policy_steps: int = 300,
+         policy_learning_rate: float = 0.05, policy_samples: int = 128, bon_max: int = 4096,
          bon_draws: int = 256,
          labels: str = "regression") -> dict:
     """Write ``learned_proxy.png``, ``learned_proxy_noise.png``, ``learned_proxy_ensembles.png``
