@@ -301,7 +301,7 @@ def lab_sweep(key: Array, gold: Reward, *, seeds: int | Sequence[int] = 3,
               activation: str = "gelu", labels: str = "regression", noise=None,
               temperature: float = 1.0, ensemble: int = 1,
               objectives: Sequence[str] = ("mean",), lam: float = 1.0, bootstrap: bool = False,
-              train_steps: int = 1000, train_learning_rate: float = 1e-2,
+              train_steps: int = 300, train_learning_rate: float = 1e-2,
               weight_decay: float = 0.0, policy_steps: int = 300,
               policy_learning_rate: float = 0.1, policy_samples: int = 128,
               bon_n: Sequence[int] = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
@@ -339,7 +339,9 @@ def lab_sweep(key: Array, gold: Reward, *, seeds: int | Sequence[int] = 3,
         objectives: ensemble objectives, a subset of ``("single", "mean", "min", "uwo")``
             (``"single"``: the first member alone).
         lam: the variance weight of ``"uwo"`` (>= 0).
-        train_steps, train_learning_rate, weight_decay: proxy training (AdamW, cosine decay).
+        train_steps, train_learning_rate, weight_decay: proxy training (full-batch AdamW,
+            cosine decay; the default 300 steps is an early stop: wide proxies trained much
+            longer on few labels overfit the label noise).
         policy_steps, policy_learning_rate, policy_samples: the Gaussian policies.
         bon_n: best-of-n sizes (strictly increasing integers >= 1).
         bon_draws: best-of-n replicates per configuration (>= 2).

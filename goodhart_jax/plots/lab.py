@@ -112,7 +112,7 @@ def noise_tails_figure(data: Mapping, *, title: str = ""):
     _style(ax, "right tail of the proxy's error r_proxy - r* under pi0\n(dotted: the label noise; "
            "a normal tail bends down, a power law stays straighter)",
            xlabel="x (error minus its median)", ylabel="P(error > x)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper right")
     for ax, kind in ((axes[1], "bon"), (axes[2], "rl")):
         for i, c in enumerate(data[kind]):
             _curve(ax, c, c.get("color", f"C{i}"), label=c["label"],
