@@ -23,11 +23,12 @@ set), the initialisation, the best-of-n draws and the policies' base normals, fo
 label count, beta and objective.
 
 Chunk size (measured, CPU): two configurations per chunk is the default.  Vmapping ``c``
-configurations per chunk batches their matrix products; on the documented grid of ``bench
-lab`` (18 configurations, 2 CPU devices shared with other work) the sweep ran in 9.1 / 5.3 /
-7.0 / 10.9 s for ``c = 1 / 2 / 4 / 9``, with 12-17 s of compilation, more for large
-batches (XLA's CPU compile time grows with the batch).  ``goodhart-jax bench lab`` times
-``c = 1`` and ``c = 2``.
+configurations per chunk batches their matrix products, and XLA's CPU compile time grows with
+the batch for large ``c``.  On the documented grid of ``bench lab`` (18 configurations, 2 CPU
+devices shared with other work) one series of runs took 9.1 / 5.3 / 7.0 / 10.9 s for
+``c = 1 / 2 / 4 / 9``, but a repeat gave 4.6 s for ``c = 1`` and 7.3 s for ``c = 2``: on this
+machine the difference between 1 and 2 is within the run-to-run noise.  ``goodhart-jax bench
+lab`` times both.
 """
 
 from __future__ import annotations
