@@ -63,6 +63,10 @@ REGISTRY: dict[str, tuple[str, str]] = {
         "experiments.mesa_dashboard",
         "the mesa-optimisation simulator's four panels and the deceptive-population sweep",
     ),
+    "learned_proxy": (
+        "experiments.learned_proxy",
+        "learned reward models pushed by best-of-n and optax: Gao et al.'s scaling, noise, ensembles",
+    ),
 }
 
 

@@ -74,6 +74,29 @@ from goodhart_jax.optimize import (
     optimal_tilt,
 )
 
+# learned proxies (DESIGN.md, section E): the lab, also as gj.lab.*
+from goodhart_jax import lab
+from goodhart_jax.lab import (
+    Ensemble,
+    GaussianPolicy,
+    LabSweep,
+    Reward,
+    RewardModel,
+    lab_sweep,
+    linear_best_of_n_gold,
+    linear_gold,
+    linear_policy_optimum,
+    optimize_policy,
+    preference_labels,
+    proxy_best_of_n,
+    random_gold,
+    regression_labels,
+    reward_linear,
+    reward_mlp,
+    train_ensemble,
+    train_proxy,
+)
+
 from goodhart_jax import compile_cache
 
 compile_cache.enable()  # JAX's persistent compilation cache (GOODHART_JAX_CACHE=0: off)
@@ -141,4 +164,24 @@ __all__ = [
     "sweeps",
     "regimes",
     "dependence",
+    # learned proxies
+    "lab",
+    "Reward",
+    "RewardModel",
+    "reward_mlp",
+    "reward_linear",
+    "random_gold",
+    "linear_gold",
+    "regression_labels",
+    "preference_labels",
+    "train_proxy",
+    "train_ensemble",
+    "Ensemble",
+    "GaussianPolicy",
+    "optimize_policy",
+    "proxy_best_of_n",
+    "linear_policy_optimum",
+    "linear_best_of_n_gold",
+    "lab_sweep",
+    "LabSweep",
 ]

@@ -103,7 +103,7 @@ def _build_parser() -> _Parser:
     e.add_argument("--backend", default=None, help="matplotlib backend (default: the interactive one)")
 
     b = sub.add_parser("bench", help="benchmarks that print their figures")
-    b.add_argument("what", help="conditioning | sampling | pools | best_of_n | startup")
+    b.add_argument("what", help="conditioning | sampling | pools | best_of_n | startup | lab")
     b.add_argument("--quick", action="store_true")
     return p
 
@@ -192,6 +192,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         "pools": "experiments.bench_pools",
         "best_of_n": "experiments.bench_best_of_n",
         "startup": "experiments.bench_startup",
+        "lab": "experiments.bench_lab",
     }
     if args.what not in benches:
         raise ValueError(f"bench must be one of {', '.join(benches)}; got {args.what!r}")
