@@ -34,21 +34,9 @@ import os
 import time
 from pathlib import Path
 
+from experiments.bench_sampling import use_all_cores
+
 OUT = Path("results") / "bench_lab"
-
-
-def _use_all_cores() -> str:
-    """One JAX CPU device per core, if JAX has not started yet (must run before any JAX op)."""
-    import jax
-
-    if os.environ.get("JAX_NUM_CPU_DEVICES"):
-        return f"JAX_NUM_CPU_DEVICES={os.environ['JAX_NUM_CPU_DEVICES']} (environment)"
-    n = os.cpu_count() or 1
-    try:
-        jax.config.update("jax_num_cpu_devices", n)
-        return f"jax_num_cpu_devices={n} (one per core, set by the benchmark)"
-    except RuntimeError:
-        return "JAX already started: default CPU device count"
 
 
 def _twice(fn):
@@ -119,7 +107,7 @@ def _sweep(quick: bool, devices, chunk_size: int) -> dict:
 
 def main(quick: bool = False) -> int:
     """Print the lab's throughput on the present backend; write ``bench.json``."""
-    how = _use_all_cores()
+    how = use_all_cores()
     import jax
 
     backend = jax.default_backend()

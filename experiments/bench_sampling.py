@@ -45,7 +45,7 @@ import numpy as np
 OUT = Path("results") / "bench_sampling"
 
 
-def _use_all_cores() -> str:
+def use_all_cores() -> str:
     """One JAX CPU device per core, if JAX has not started yet (must run before any JAX op)."""
     import jax
 
@@ -151,7 +151,7 @@ def _rss_child(num_samples: int, devices_env: dict) -> dict:
 
 
 def main(quick: bool = False) -> int:
-    how = _use_all_cores()
+    how = use_all_cores()
     import jax
 
     jax.config.update("jax_enable_x64", True)  # for section 5; float32 figures pass the dtype
