@@ -435,7 +435,7 @@ def test_experiment_tunables_are_validated(tmp_path):
 
 
 # runs after test_independence_quick, whose three family pairs it shares (compiled once)
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_independent_case())
 def test_independence_never_lowers_the_value(case):
     """E[V | U >= t] >= E[V] for independent V, X: the exact estimator, and a textbook check."""
