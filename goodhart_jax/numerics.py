@@ -1,0 +1,171 @@
+"""Shared numerics and statistics: the one home of the small pieces every module needs.
+
+* :func:`log1mexp` and :func:`log_sub_exp`: ``log(1 - e^u)`` and ``log(e^a - e^b)``, accurate at
+  both ends (Mächler 2012's two branches);
+* :func:`float_dtype` and :func:`as_float`: the one promotion rule (integers become the default
+  float, floats keep their own dtype);
+* :func:`newton_polish`: safeguarded Newton ascent on a scalar function;
+* :class:`Estimate` with :func:`mean_estimate` (sample mean and its standard error from running
+  sums) and :func:`ratio_estimate` (a ratio estimator and its delta-method standard error).
+
+Example:
+    >>> import jax.numpy as jnp
+    >>> float(log1mexp(jnp.asarray(-1e-20)))  # doctest: +ELLIPSIS
+    -46.0517018598809...
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["log1mexp", "log_sub_exp", "float_dtype", "as_float", "newton_polish", "Estimate",
+           "mean_estimate", "ratio_estimate"]
+
+_LOG_2 = math.log(2.0)
+
+
+def log1mexp(u) -> jax.Array:
+    """``log(1 - e^u)`` for ``u <= 0``, accurate at both ends (``-inf`` at ``u = 0``).
+
+    Math: ``log(-expm1(u))`` for ``u > -log 2``, ``log1p(-exp(u))`` below (Mächler 2012).
+    Gradients are finite for every ``u < 0`` (the unused branch is fed a safe value).
+    """
+    u = jnp.asarray(u)
+    far = u < -_LOG_2
+    return jnp.where(far, jnp.log1p(-jnp.exp(jnp.where(far, u, -1.0))),
+                     jnp.log(-jnp.expm1(jnp.where(far, -1.0, u))))
+
+
+def log_sub_exp(a, b) -> jax.Array:
+    """``log(e^a - e^b)`` for ``a >= b`` (``-inf`` when equal).
+
+    Math: ``a + log1mexp(min(b - a, 0))``.
+
+    Example:
+        >>> round(float(log_sub_exp(0.0, -1e-30)), 4)
+        -69.0776
+    """
+    a = jnp.asarray(a)
+    return a + log1mexp(jnp.minimum(jnp.asarray(b) - a, 0.0))
+
+
+def float_dtype(dtype=None):
+    """The floating dtype to compute in: ``dtype`` (checked), or the default float.
+
+    Raises:
+        ValueError: ``dtype`` is not a floating dtype.
+    """
+    if dtype is None:
+        return jnp.asarray(1.0).dtype
+    dtype = jnp.dtype(dtype)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"dtype must be a floating dtype, got {dtype}")
+    return jax.dtypes.canonicalize_dtype(dtype)
+
+
+def as_float(x) -> jax.Array:
+    """``x`` as an array of its own float dtype (integers and bools become the default float)."""
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
+
+
+def newton_polish(f: Callable[[jax.Array], jax.Array], x0, *, steps: int, max_step,
+                  lo=-jnp.inf, hi=jnp.inf, accept: str = "best", record: bool = False):
+    """Safeguarded Newton ascent on a scalar function ``f`` of a scalar.
+
+    Each step is ``-f'(x) / f''(x)`` where ``f'' < 0`` (else no step), clipped to
+    ``[-max_step, max_step]`` and to ``[lo, hi]``; NaN values count as ``-inf``.
+
+    Args:
+        f: the function to maximise (twice differentiable where it matters).
+        x0: the starting point (a scalar array).
+        steps: the number of Newton steps (static).
+        max_step: the largest step.
+        lo, hi: the domain.
+        accept: ``"best"``: always move, return the best point seen (a step may leave a
+            shoulder); ``"ascent"``: move only when ``f`` does not decrease, up to rounding
+            (``8 eps |f|``), so the path is monotone.
+        record: also return the points and values before each step (shape ``(steps,)``).
+
+    Returns:
+        ``(x, f(x))`` at the best point, and with ``record`` the path ``(xs, fs)``.
+    """
+    x0 = jnp.asarray(x0)
+    eps = float(jnp.finfo(x0.dtype).eps)
+    d1 = jax.grad(f)
+    d2 = jax.grad(d1)
+
+    def value(x):
+        v = f(x)
+        return jnp.where(jnp.isnan(v), -jnp.inf, v)
+
+    def body(carry, _):
+        x, fx, bx, bf = carry
+        g, c = d1(x), d2(x)
+        ok = jnp.isfinite(g) & jnp.isfinite(c) & (c < 0)
+        step = jnp.where(ok, -g / jnp.where(ok, c, -1.0), 0.0)
+        step = jnp.clip(step, -max_step, max_step)
+        xn = jnp.clip(x + step, lo, hi)
+        fn = value(xn)
+        if accept == "ascent":
+            keep = ok & (fn >= fx - 8 * eps * jnp.abs(fx))
+            xn, fn = jnp.where(keep, xn, x), jnp.where(keep, fn, fx)
+        better = fn > bf
+        return (xn, fn, jnp.where(better, xn, bx), jnp.where(better, fn, bf)), (x, fx)
+
+    f0 = value(x0)
+    (x, fx, bx, bf), path = jax.lax.scan(body, (x0, f0, x0, f0), None, length=steps)
+    if accept == "ascent":
+        bx, bf = x, fx
+    return ((bx, bf), path) if record else (bx, bf)
+
+
+class Estimate(NamedTuple):
+    """A Monte Carlo estimate.
+
+    Attributes:
+        mean: the estimate.
+        stderr: its standard error (``nan`` when fewer than two samples count).
+        count: the number of samples it rests on.
+    """
+
+    mean: jax.Array
+    stderr: jax.Array
+    count: jax.Array
+
+
+def mean_estimate(n, s1, s2, center=0.0) -> Estimate:
+    """Sample mean and standard error from ``n``, ``s1 = Σ (y - center)``, ``s2 = Σ (y - center)^2``.
+
+    Math: ``mean = center + s1/n``, ``stderr = sqrt(var / n)``, ``var = (s2/n - (s1/n)^2) n/(n-1)``
+    (``nan`` for ``n < 2``).
+
+    Example:
+        >>> e = mean_estimate(4.0, 10.0, 30.0)  # y = 1, 2, 3, 4
+        >>> float(e.mean), round(float(e.stderr), 6)
+        (2.5, 0.645497)
+    """
+    n = jnp.asarray(n)
+    m1 = s1 / n
+    var = jnp.maximum(s2 / n - m1 * m1, 0.0) * n / (n - 1.0)
+    stderr = jnp.where(n > 1, jnp.sqrt(jnp.where(n > 1, var, 0.0) / n), jnp.nan)
+    return Estimate(center + m1, stderr, n)
+
+
+def ratio_estimate(sw, saw, sww, saa, saww):
+    """A ratio estimator ``r = Σ a w / Σ w`` and its delta-method standard error.
+
+    Math: with ``r = saw / sw``,
+    ``se^2 = (Σ (aw)^2 - 2 r Σ a w^2 + r^2 Σ w^2) / (Σ w)^2`` (``saa = Σ (aw)^2``,
+    ``saww = Σ a w^2``, ``sww = Σ w^2``).
+
+    Returns:
+        ``(r, se)``.
+    """
+    r = saw / sw
+    var = (saa - 2.0 * r * saww + r * r * sww) / (sw * sw)
+    return r, jnp.sqrt(jnp.maximum(var, 0.0))
