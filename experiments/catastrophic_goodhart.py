@@ -76,7 +76,7 @@ def theorem1(t: np.ndarray) -> dict:
         log_p = q.log_sf(tt)
         delta = 1.0 / (-log_p * jnp.log(tt))
         # E[U | U > t] - E[U] = G(t) / S(t)
-        excess = jnp.exp(q._log_mean_excess(tt) - log_p)
+        excess = jnp.exp(q.log_mean_excess(tt) - log_p)
         mean = q.mean() + delta * excess
         p_a = (1.0 - delta) * jnp.exp(log_p) + delta  # pi(A), A = {U > t}
         log_ratio_a = jnp.logaddexp(jnp.log1p(-delta), jnp.log(delta) - log_p)

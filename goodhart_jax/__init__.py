@@ -11,24 +11,29 @@ from goodhart_jax.conditioning import (
     log_value_excess,
     value_given_proxy,
 )
-from goodhart_jax.sampling import Estimate, sample_conditional_value
+from goodhart_jax.numerics import Estimate
+from goodhart_jax.sampling import sample_conditional_value
 from goodhart_jax.distributions import (
+    POSITIVE,
+    REAL,
+    Constraint,
     Distribution,
     Exponential,
     GenNormal,
     Levy,
     LogNormal,
+    MeanOf,
     Normal,
     Pareto,
     StudentT,
+    Tail,
+    mean_of,
     parse_dist,
 )
 from goodhart_jax.selection import (
-    MeanOf,
     best_of_n_quantile,
     best_of_n_value,
     kl_best_of_n,
-    mean_of,
     sample_best_of_n_value,
 )
 from goodhart_jax.pools import (
@@ -105,6 +110,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Distribution",
+    "Constraint",
+    "REAL",
+    "POSITIVE",
+    "Tail",
     "Normal",
     "StudentT",
     "GenNormal",

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from goodhart_jax._validation import check_finite, is_concrete
-from goodhart_jax.distributions import Distribution, GenNormal, parse_dist
+from goodhart_jax.distributions import Distribution, parse_dist
 from goodhart_jax.quadrature import (anchored_rule, at_nodes, neighbour_widths, panel_middles,
                                      side_lengths)
 
@@ -159,8 +159,8 @@ def _layout(value: Distribution, error: Distribution, t, inner_log):
     ``log f_X(t - y) + inner_log(y)`` (``inner_log`` is ``log S_V`` or ``log f_V``).
     """
     dtype = jnp.result_type(t)
-    c_v, s_v = (jnp.asarray(a, dtype) for a in value._bulk())
-    c_x, s_x = (jnp.asarray(a, dtype) for a in error._bulk())
+    c_v, s_v = (jnp.asarray(a, dtype) for a in value.bulk())
+    c_x, s_x = (jnp.asarray(a, dtype) for a in error.bulk())
     inf = jnp.asarray(jnp.inf, dtype)
     bounded_v, bounded_x = _bounded_below(value), _bounded_below(error)
     ya, xa, wa, sides = [c_v, t - c_x], [t - c_v, c_x], [s_v, s_x], [(0, -1), (0, 1), (1, -1), (1, 1)]
@@ -402,7 +402,7 @@ def _live_terms_jvp(fn, primals, tangents):
 
 def _split(value, dtype):
     """Where P's integrand switches from ``-F_V`` to ``S_V``: V's centre (an anchor)."""
-    return jax.lax.stop_gradient(jnp.asarray(value._bulk()[0], dtype))
+    return jax.lax.stop_gradient(jnp.asarray(value.bulk()[0], dtype))
 
 
 def _tail_integrands(value, error, y, x, lw):
@@ -410,10 +410,10 @@ def _tail_integrands(value, error, y, x, lw):
     c = _split(value, y.dtype)
     lf = lw + error.log_prob(x)
     left = y < c
-    lv = lf + value._log_cdf_or_sf(y, ~left)
+    lv = lf + value.log_cdf_or_sf(y, ~left)
     a = jnp.where(left, lv, -jnp.inf)
     b = jnp.where(left, -jnp.inf, lv)
-    return a, b, lf + value._log_mean_excess(y)
+    return a, b, lf + value.log_mean_excess(y)
 
 
 def _tail_integrand(value, error, y, x, lw):
@@ -452,7 +452,7 @@ def _tail_terms(value, error, t):
     log_p = _log_p(value, error, t, log_a, log_b)
     edge, log_fx_edge = _upper_edge(error, t)
     log_n = _edge_correction(_lse_one_pass(n_terms, ref_n),
-                             log_fx_edge + value._log_mean_excess(edge), edge)
+                             log_fx_edge + value.log_mean_excess(edge), edge)
     return log_p, log_n
 
 
@@ -681,7 +681,7 @@ def _proxy_integrands(value, error, y, x, lw):
     lfu = lfx + value.log_prob(y)
     score = -jnp.vectorize(jax.grad(lambda z: error.log_prob(z)))(x)  # -d/dx log f_X
     score = jnp.where(jnp.isfinite(score), score, 0.0)
-    terms = lfx + value._log_mean_excess(y)
+    terms = lfx + value.log_mean_excess(y)
     pos = score > 0
     neg = score < 0
     log_pos = jnp.where(pos, terms + jnp.log(jnp.where(pos, score, 1.0)), -jnp.inf)
@@ -711,7 +711,7 @@ def _proxy_terms(value, error, u):
     """
     # a cusped error density (gennorm, p < 1) has a score |x|^(p-1), singular at its centre
     y, x, lw, direct, ends = _nodes(value, error, u, value.log_prob, _proxy_integrands,
-                                    singular_at_error_centre=isinstance(error, GenNormal),
+                                    singular_at_error_centre=error.cusp,
                                     with_territory=True)
     fu_terms, bp_pos, bp_neg, dir_pos, dir_neg = _live_terms(_proxy_integrands, value, error, y, x, lw)
     log_fu = _lse(fu_terms)
@@ -720,7 +720,7 @@ def _proxy_terms(value, error, u):
 
     def boundary(yb, xb):  # log G(yb) f_X(xb), -inf at an infinite end or unselected anchor
         fin = jnp.isfinite(yb) & jnp.isfinite(xb) & ends.selected
-        val = value._log_mean_excess(jnp.where(fin, yb, 0.0)) + error.log_prob(jnp.where(fin, xb, 1.0))
+        val = value.log_mean_excess(jnp.where(fin, yb, 0.0)) + error.log_prob(jnp.where(fin, xb, 1.0))
         return jnp.where(fin & ~jnp.isnan(val), val, -jnp.inf)
 
     pos = jnp.logaddexp(pos, _lse(boundary(ends.b, ends.x_b)))
@@ -729,7 +729,7 @@ def _proxy_terms(value, error, u):
     lo_x = error.support()[0]
     fin = jnp.isfinite(lo_x)
     lo_xs = jnp.where(fin, lo_x, 0.0)
-    edge = jnp.where(fin, value._log_mean_excess(u - lo_xs) + error.log_prob(lo_xs), -jnp.inf)
+    edge = jnp.where(fin, value.log_mean_excess(u - lo_xs) + error.log_prob(lo_xs), -jnp.inf)
     neg = jnp.logaddexp(neg, jnp.where(jnp.isnan(edge), -jnp.inf, edge))
     return log_fu, pos, neg
 

@@ -558,8 +558,8 @@ def optimal_threshold(value, error, *, grid=None, init=None, steps: int = 300,
     from goodhart_jax.conditioning import _dists, conditional_value
 
     value, error = _dists(value, error)
-    c = float(value._bulk()[0] + error._bulk()[0])
-    s = float(value._bulk()[1] + error._bulk()[1])
+    c = float(value.bulk()[0] + error.bulk()[0])
+    s = float(value.bulk()[1] + error.bulk()[1])
     grid = c + s * _np.linspace(-2.0, 30.0, 321) if grid is None else _np.asarray(grid, float)
     check_param("grid", grid, owner="optimal_threshold")
     init = c if init is None else init

@@ -40,16 +40,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from goodhart_jax.distributions import (
-    Distribution,
-    Exponential,
-    GenNormal,
-    Levy,
-    LogNormal,
-    Normal,
-    Pareto,
-    StudentT,
-)
+from goodhart_jax.distributions import Distribution, Tail, parse_dist
 
 __all__ = [
     "CATASTROPHIC",
@@ -80,22 +71,6 @@ def _eq(a: float, b: float) -> bool:
     return math.isclose(a, b, rel_tol=_EQ, abs_tol=_EQ)
 
 
-class Tail(NamedTuple):
-    """Asymptotic right tail ``S(x)`` of a distribution, by class.
-
-    * ``kind="weibull"``: ``log S(x) ~ -(x / scale)^exponent`` (normal: 2, gennorm: ``p``,
-      exponential: 1);
-    * ``kind="lognormal"``: ``log S(x) ~ -(log x)^2 / (2 exponent^2)`` (``exponent = sigma``);
-    * ``kind="power"``: ``S(x) ~ coef x^-exponent`` (Student t: ``df``, Pareto: ``alpha``,
-      Levy: 1/2).
-    """
-
-    kind: str
-    exponent: float
-    scale: float = 1.0
-    coef: float = 1.0
-
-
 def _scalar(d: Distribution, name: str, owner: str) -> float:
     try:
         value = float(np.asarray(getattr(d, name)))
@@ -112,11 +87,12 @@ def right_tail(dist: Distribution, *, name: str = "dist") -> Tail:
     ``c_nu = Gamma((nu+1)/2) / (sqrt(nu pi) Gamma(nu/2))``; Levy ``S(x) ~ sqrt(2 scale/(pi x))``.
 
     Args:
-        dist: one of the seven families (or its spec string), with scalar parameters.
+        dist: a distribution (or its spec string) with scalar parameters; its
+            :meth:`~goodhart_jax.Distribution.right_tail` hook gives the answer.
         name: the argument's name for error messages.
 
     Raises:
-        ValueError: ``dist`` is not one of the seven families or has batched parameters.
+        ValueError: ``dist`` is not a distribution or has batched parameters.
 
     Example:
         >>> import goodhart_jax as gj
@@ -124,31 +100,13 @@ def right_tail(dist: Distribution, *, name: str = "dist") -> Tail:
         0.318309886184
     """
     if isinstance(dist, str):
-        from goodhart_jax.distributions import parse_dist
-
         dist = parse_dist(dist)
     if not isinstance(dist, Distribution):
         raise ValueError(f"{name} must be a goodhart_jax distribution or spec string, got {dist!r}")
-    p = {k: _scalar(dist, k, name) for k in dist._params}
-    if isinstance(dist, Normal):
-        return Tail("weibull", 2.0, math.sqrt(2.0) * p["scale"])
-    if isinstance(dist, GenNormal):
-        return Tail("weibull", p["p"], p["scale"])
-    if isinstance(dist, Exponential):
-        return Tail("weibull", 1.0, 1.0 / p["rate"])
-    if isinstance(dist, LogNormal):
-        return Tail("lognormal", p["sigma"])
-    if isinstance(dist, StudentT):
-        nu = p["df"]
-        log_c = (math.lgamma(0.5 * (nu + 1.0)) - 0.5 * math.log(nu * math.pi)
-                 - math.lgamma(0.5 * nu)
-                 + 0.5 * (nu - 1.0) * math.log(nu) + nu * math.log(p["scale"]))
-        return Tail("power", nu, coef=math.exp(log_c))
-    if isinstance(dist, Pareto):
-        return Tail("power", p["alpha"], coef=p["scale"] ** p["alpha"])
-    if isinstance(dist, Levy):
-        return Tail("power", 0.5, coef=math.sqrt(2.0 * p["scale"] / math.pi))
-    raise ValueError(f"{name} must be one of the seven families, got {type(dist).__name__}")
+    for k, v in dist.parameters.items():
+        if not isinstance(v, Distribution):
+            _scalar(dist, k, name)
+    return dist.right_tail()
 
 
 class Prediction(NamedTuple):
@@ -164,43 +122,6 @@ class Prediction(NamedTuple):
     regime: str
     limit: float
     reason: str
-
-
-def _gennorm_tilt_mean(p: float, loc: float, scale: float, lam: float) -> float:
-    """``E[V e^{lam V}] / E[e^{lam V}]`` for ``V ~ gennorm(p > 1, loc, scale)``.
-
-    Math: with ``x = lam scale``, ``M(x) = sum_k x^2k m_2k / (2k)!``, ``m_2k = Gamma((2k+1)/p) /
-    Gamma(1/p)`` (all terms positive), the answer is ``loc + scale M'(x) / M(x)``.
-    """
-    x = lam * scale
-    n = 256
-    while True:
-        k = np.arange(n, dtype=float)
-        lg = np.array([math.lgamma((2.0 * j + 1.0) / p) for j in k])
-        with np.errstate(divide="ignore"):
-            lx = math.log(x)
-        log_m = lg + 2.0 * k * lx - np.array([math.lgamma(2.0 * j + 1.0) for j in k])
-        log_d = lg[1:] + (2.0 * k[1:] - 1.0) * lx - np.array([math.lgamma(2.0 * j) for j in k[1:]])
-        top = max(log_m.max(), log_d.max())
-        if (log_m[-1] < top - 60.0 and log_m[-1] < log_m[-2]) or n > 1 << 20:
-            break
-        n *= 4
-    lse = lambda a: a.max() + math.log(np.exp(a - a.max()).sum())
-    return loc + scale * math.exp(lse(log_d) - lse(log_m))
-
-
-def _tilt_limit(value: Distribution, vt: Tail, lam: float) -> float:
-    """The bounded limit for exponential X (rate ``lam``): V's mean tilted by ``exp(lam v)``."""
-    if isinstance(value, Normal):
-        return float(value.loc) + lam * float(value.scale) ** 2
-    if isinstance(value, Exponential):
-        return 1.0 / (float(value.rate) - lam)
-    if isinstance(value, GenNormal):
-        loc, s, p = float(value.loc), float(value.scale), float(value.p)
-        if _eq(p, 1.0):
-            return loc + 2.0 * lam * s * s / (1.0 - (lam * s) ** 2)
-        return _gennorm_tilt_mean(p, loc, s, lam)
-    return math.nan
 
 
 def predicted_regime(value: Distribution, error: Distribution) -> Prediction:
@@ -229,8 +150,6 @@ def predicted_regime(value: Distribution, error: Distribution) -> Prediction:
         >>> predicted_regime(gj.StudentT(2.0), gj.StudentT(1.0)).limit  # doctest: +ELLIPSIS
         3.14159...
     """
-    from goodhart_jax.distributions import parse_dist
-
     vt = right_tail(value, name="value")
     xt = right_tail(error, name="error")
     value, error = parse_dist(value), parse_dist(error)
@@ -253,7 +172,7 @@ def predicted_regime(value: Distribution, error: Distribution) -> Prediction:
                 return equal
             if rate_v < lam:
                 return heavier
-        return Prediction(BOUNDED, _tilt_limit(value, vt, lam),
+        return Prediction(BOUNDED, value.tilted_mean(lam),
                           "exponential X (c = 1 boundary), E[exp(lam V)] finite: V's mean "
                           "tilted by exp(lam v)")
     # X subexponential from here on

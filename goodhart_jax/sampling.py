@@ -26,7 +26,7 @@ the default dtype once enabled.
 from __future__ import annotations
 
 import warnings
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -34,52 +34,15 @@ import jax.numpy as jnp
 from goodhart_jax import engine
 from goodhart_jax._validation import check_finite, check_positive_int
 from goodhart_jax.conditioning import _check_value_mean, _dists
-from goodhart_jax.distributions import GenNormal, Normal, StudentT, _float_dtype
+from goodhart_jax.distributions import Distribution
+from goodhart_jax.numerics import Estimate, float_dtype, mean_estimate, ratio_estimate
 
 __all__ = ["Estimate", "sample_conditional_value"]
 
 
-class Estimate(NamedTuple):
-    """A Monte Carlo estimate.
-
-    Attributes:
-        mean: the estimate.
-        stderr: its standard error (``nan`` when fewer than two samples count).
-        count: the number of samples it rests on (accepted draws for ``mc``; all draws for
-            ``cmc``).
-    """
-
-    mean: jax.Array
-    stderr: jax.Array
-    count: jax.Array
-
-
-def _engine_halves(key, dist, h: int, dtype):
-    """Two arrays of ``h`` draws of ``dist`` by the engine's samplers (``None``: it has none).
-
-    Normal: Box–Muller pairs.  Student t: ``Z / sqrt(2 G / df)``, ``G ~ Gamma(df / 2)``.
-    gennorm: ``±G^(1/p)``, ``G ~ Gamma(1 / p)`` (as ``jax.random.generalized_normal``).  The
-    halves are kept apart (never concatenated inside the chunk), so that XLA computes each
-    Box–Muller pair once.
-    """
-    if isinstance(dist, Normal):
-        zs = engine.normal_pair(key, h, dtype)
-    elif isinstance(dist, StudentT):
-        kz, kg = jax.random.split(key)
-        df = jnp.asarray(dist.df, dtype)
-        gs = engine._log_gamma_halves(kg, 0.5 * df, h, dtype)
-        c = jnp.log(df) - jnp.log(jnp.asarray(2.0, dtype))
-        zs = [z * jnp.exp(0.5 * (c - g)) for z, g in zip(engine.normal_pair(kz, h, dtype), gs)]
-    elif isinstance(dist, GenNormal):
-        kg, ks = jax.random.split(key)
-        p = jnp.asarray(dist.p, dtype)
-        gs = engine._log_gamma_halves(kg, 1.0 / p, h, dtype)
-        signs = engine._bits_halves(ks, 2 * h)
-        zs = [jnp.where((w & 1) == 1, -1.0, 1.0).astype(dtype) * jnp.exp(g / p)
-              for w, g in zip(signs, gs)]
-    else:
-        return None
-    return tuple((dist.loc + dist.scale * z).astype(dtype) for z in zs)
+def _fast_halves(dist) -> bool:
+    """Whether ``dist`` has its own paired sampler (it overrides ``sample_halves``)."""
+    return type(dist).sample_halves is not Distribution.sample_halves
 
 
 def _parts(key, value, error, mask, dtype, fast):
@@ -90,23 +53,16 @@ def _parts(key, value, error, mask, dtype, fast):
     distribution's own ``sample``.
     """
     n = mask.shape[0]
-    if fast and isinstance(value, Normal) and isinstance(error, Normal):
+    nv, nx = value.as_normal(), error.as_normal()
+    if fast and nv is not None and nx is not None:
         z1, z2 = engine.normal_pair(key, n, dtype)
-        return [((value.loc + value.scale * z1).astype(dtype),
-                 (error.loc + error.scale * z2).astype(dtype), mask)]
+        return [((nv[0] + nv[1] * z1).astype(dtype), (nx[0] + nx[1] * z2).astype(dtype), mask)]
     kv, kx = jax.random.split(key)
-    if fast:
+    if fast and (_fast_halves(value) or _fast_halves(error)):
         h = -(-n // 2)
-        vs, xs = _engine_halves(kv, value, h, dtype), _engine_halves(kx, error, h, dtype)
-        if vs is not None or xs is not None:
-            def own(k, dist):
-                d = dist.sample(k, (2 * h,), dtype)
-                return d[:h], d[h:]
-
-            vs = vs if vs is not None else own(kv, value)
-            xs = xs if xs is not None else own(kx, error)
-            m = jnp.pad(mask, (0, 2 * h - n))
-            return [(vs[0], xs[0], m[:h]), (vs[1], xs[1], m[h:])]
+        vs, xs = value.sample_halves(kv, h, dtype), error.sample_halves(kx, h, dtype)
+        m = jnp.pad(mask, (0, 2 * h - n))
+        return [(vs[0], xs[0], m[:h]), (vs[1], xs[1], m[h:])]
     return [(value.sample(kv, (n,), dtype), error.sample(kx, (n,), dtype), mask)]
 
 
@@ -148,7 +104,7 @@ def _cmc_stats(key, mask, value, error, t, ref, fast):
         m_x = jnp.maximum(tt - x, x)
         m_v = jnp.maximum(tt - v, v)
         w_v = jnp.exp(value.log_sf(m_x) - ref)
-        g_v = jnp.exp(value._log_mean_excess(m_x) - ref)
+        g_v = jnp.exp(value.log_mean_excess(m_x) - ref)
         w_x = jnp.exp(error.log_sf(m_v) - ref)
         p = jnp.where(mask[:, None], w_v + w_x, 0.0)
         a = jnp.where(mask[:, None], g_v + (v - mu) * w_x, 0.0)
@@ -176,13 +132,6 @@ def _cmc_chunk_jax(key, mask, value, error, t, ref):
 
 _CHUNKS = {("mc", "engine"): _mc_chunk, ("mc", "jax"): _mc_chunk_jax,
            ("cmc", "engine"): _cmc_chunk, ("cmc", "jax"): _cmc_chunk_jax}
-
-
-def _ratio(m):
-    sw, saw, sww, saa, saww = m
-    r = saw / sw
-    var = (saa - 2.0 * r * saww + r * r * sww) / (sw * sw)
-    return r, jnp.sqrt(jnp.maximum(var, 0.0))
 
 
 def sample_conditional_value(key: jax.Array, value, error, t, *, num_samples: int,
@@ -256,7 +205,7 @@ def sample_conditional_value(key: jax.Array, value, error, t, *, num_samples: in
         warnings.warn("dtype float64 requested but jax_enable_x64 is off: sampling in float32 "
                       "(turn it on with jax.config.update('jax_enable_x64', True) or --x64)",
                       stacklevel=2)
-    dtype = _float_dtype(dtype)
+    dtype = float_dtype(dtype)
     t_arr = jnp.asarray(t, dtype)
     flat = t_arr.reshape(-1)
     chunk_fn = _CHUNKS[(method, sampler)]
@@ -265,15 +214,13 @@ def sample_conditional_value(key: jax.Array, value, error, t, *, num_samples: in
     if method == "mc":
         center = value.mean().astype(dtype)
         n, s1, s2 = engine.stream(chunk_fn, key, value, error, flat, center, **opts)
-        m1 = s1 / n
-        var = jnp.maximum(s2 / n - m1 * m1, 0.0) * n / (n - 1.0)
-        mean, stderr, count = center + m1, jnp.sqrt(var / n), n
+        mean, stderr, count = mean_estimate(n, s1, s2, center)
     else:
-        c_v = jnp.asarray(value._bulk()[0], dtype)
-        c_x = jnp.asarray(error._bulk()[0], dtype)
+        c_v = jnp.asarray(value.bulk()[0], dtype)
+        c_x = jnp.asarray(error.bulk()[0], dtype)
         ref = jnp.logaddexp(error.log_sf(flat - c_v), value.log_sf(flat - c_x))
         sums = engine.stream(chunk_fn, key, value, error, flat, ref, **opts)
-        r, stderr = _ratio(sums)
+        r, stderr = ratio_estimate(*sums)
         mean = value.mean().astype(dtype) + r
         count = jnp.full(flat.shape, float(num_samples), dtype)
     shape = t_arr.shape

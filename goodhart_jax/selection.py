@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache, partial
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +33,7 @@ from goodhart_jax import engine
 from goodhart_jax._validation import check_param, check_positive_int, is_concrete
 from goodhart_jax.conditioning import (_check_value_mean, _dists, bucket_size, cast_parameters, unpad,
                                        tail_and_proxy_quadrature, tail_quadrature)
-from goodhart_jax.distributions import Distribution, Levy, Normal, StudentT, _float_dtype, parse_dist
+from goodhart_jax.distributions import Distribution, _float_dtype
 from goodhart_jax.quadrature import gauss_legendre
 from goodhart_jax.sampling import Estimate
 
@@ -42,8 +42,6 @@ __all__ = [
     "best_of_n_value",
     "best_of_n_quantile",
     "sample_best_of_n_value",
-    "MeanOf",
-    "mean_of",
     "OUTER_NODES",
 ]
 
@@ -276,8 +274,8 @@ def _outer_nodes(value, error, s_lo, s_top) -> _OuterNodes:
     then one pass of the tail and density / regression quadratures over all the windows' nodes.
     """
     dtype = s_lo.dtype
-    c_v, s_v = (jnp.asarray(a, dtype) for a in value._bulk())
-    c_x, s_x = (jnp.asarray(a, dtype) for a in error._bulk())
+    c_v, s_v = (jnp.asarray(a, dtype) for a in value.bulk())
+    c_x, s_x = (jnp.asarray(a, dtype) for a in error.bulk())
     c, scale = jax.lax.stop_gradient((c_v + c_x, s_v + s_x))
     lo = jax.lax.stop_gradient(_lower_end(value, error, dtype))
     probes = c + scale * jnp.asarray(_PROBES, dtype)
@@ -521,112 +519,3 @@ def sample_best_of_n_value(key: Array, value, error, n: int, *, num_draws: int,
 
 
 # --- the mean of k independent errors ----------------------------------------------------------
-
-class MeanOf(Distribution):
-    """The mean of ``k`` independent copies of ``base`` (an ensemble of ``k`` evaluators).
-
-    Sampling is exact: ``k`` draws averaged, accumulated in a ``fori_loop`` (memory of one
-    draw, one compilation whatever ``k``: ``k`` is a pytree leaf).  No density is offered (the
-    ``k``-fold convolution has no closed form for most families): use Monte Carlo (pools,
-    streaming best-of-n) with it, or :func:`mean_of`, which returns a closed form where the
-    family is stable under averaging (normal: ``N(mu, s^2/k)``; Cauchy: unchanged; Lévy(c):
-    Lévy(k c)).
-
-    Math: ``X̄_k = (1/k) Σ_{j<k} X_j``; ``E X̄_k = E X``, ``Var X̄_k = Var X / k``; the tail
-    class is that of ``X`` (``P(X̄_k > x) ~ k P(X > k x)`` for subexponential ``X``).
-
-    Example:
-        >>> import jax, goodhart_jax as gj
-        >>> d = gj.MeanOf(gj.StudentT(3.0), 4)
-        >>> d.sample(jax.random.key(0), (3,)).shape
-        (3,)
-    """
-
-    name = "mean_of"
-
-    def __init__(self, base: Distribution, k: int):
-        if not isinstance(base, Distribution):
-            raise ValueError(f"mean_of: base must be a Distribution, got {base!r}")
-        k = check_positive_int("k", k, owner="mean_of")
-        object.__setattr__(self, "base", base)
-        object.__setattr__(self, "k", k)
-
-    def _flatten(self):
-        return (self.base, self.k), None
-
-    @classmethod
-    def _unflatten(cls, aux, children):
-        obj = object.__new__(cls)
-        object.__setattr__(obj, "base", children[0])
-        object.__setattr__(obj, "k", children[1])
-        return obj
-
-    def __repr__(self) -> str:
-        k = self.k if is_concrete(self.k) else "traced"
-        return f"MeanOf({self.base!r}, k={k})"
-
-    def __eq__(self, other) -> bool:
-        if type(self) is not type(other):
-            return NotImplemented
-        return int(self.k) == int(other.k) and self.base == other.base
-
-    __hash__ = object.__hash__
-
-    @property
-    def spec(self) -> str:
-        return f"mean_of({self.base.spec}, k={int(self.k)})"
-
-    @property
-    def tail(self) -> str:
-        return self.base.tail
-
-    def mean(self) -> Array:
-        return self.base.mean()
-
-    def support(self):
-        return self.base.support()
-
-    def _bulk(self):
-        c, s = self.base._bulk()
-        return c, s / jnp.sqrt(jnp.asarray(self.k, jnp.result_type(float)))
-
-    def sample(self, key, shape=(), dtype=None):
-        dtype = _float_dtype(dtype)
-        shape = tuple(shape)
-
-        def body(j, acc):
-            return acc + self.base.sample(jax.random.fold_in(key, j), shape, dtype)
-
-        k = jnp.asarray(self.k)
-        total = jax.lax.fori_loop(0, k, body, jnp.zeros(shape, dtype))
-        return (total / k.astype(dtype)).astype(dtype)
-
-
-def mean_of(error: Any, k: int) -> Distribution:
-    """The distribution of the mean of ``k`` independent copies of ``error``.
-
-    Closed forms where averaging keeps the family: ``Normal(mu, s)`` -> ``Normal(mu, s/sqrt k)``;
-    Cauchy ``StudentT(1, mu, s)`` -> itself (stable with index 1: averaging does nothing);
-    ``Levy(c)`` -> ``Levy(k c)`` (stable with index 1/2: averaging makes it *worse*).  Otherwise
-    a :class:`MeanOf` (sampling only).
-
-    Math: for a stable law of index ``a``, ``Σ_{j<k} X_j =_d k^{1/a} X``, so the mean is
-    ``k^{1/a - 1} X``: ``1/sqrt k`` (normal), ``1`` (Cauchy), ``k`` (Lévy).
-
-    Example:
-        >>> import goodhart_jax as gj
-        >>> gj.mean_of(gj.Levy(1.0), 4)
-        Levy(scale=4)
-    """
-    error = parse_dist(error)
-    k = check_positive_int("k", k, owner="mean_of")
-    if k == 1:
-        return error
-    if isinstance(error, Normal):
-        return Normal(error.loc, error.scale / math.sqrt(k))
-    if isinstance(error, StudentT) and float(error.df) == 1.0:
-        return error
-    if isinstance(error, Levy):
-        return Levy(error.scale * k)
-    return MeanOf(error, k)
-

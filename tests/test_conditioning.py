@@ -307,7 +307,7 @@ def test_gradient_in_parameters_matches_finite_differences(value, error, param):
     t = 7.0
 
     def f(theta):
-        kw = {p: getattr(X, p) for p in X._params}
+        kw = {p: getattr(X, p) for p in X.parameters}
         kw[param] = theta
         return gj.conditional_value(V, type(X)(**kw), t)
 

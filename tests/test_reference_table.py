@@ -53,7 +53,7 @@ GIVEN = _groups(TABLE["given_proxy"])
 
 
 def _floor(value_spec: str, dtype_eps: float) -> float:
-    return dtype_eps * float(gj.parse_dist(value_spec)._bulk()[1])
+    return dtype_eps * float(gj.parse_dist(value_spec).bulk()[1])
 
 
 def _check(got, ref, rel, floor, what, ts):

@@ -41,7 +41,7 @@ HIGH_PRECISION = {50.0: 0.912937157005586, 100.0: 0.958096955578391}
 def _scipy(dist):
     """The same law in scipy.stats (an independent implementation)."""
     name = type(dist).__name__
-    p = {k: float(getattr(dist, k)) for k in dist._params}
+    p = {k: float(getattr(dist, k)) for k in dist.parameters}
     if name == "Normal":
         return stats.norm(p["loc"], p["scale"])
     if name == "StudentT":
