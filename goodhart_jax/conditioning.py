@@ -146,7 +146,8 @@ def _heavy(d: Distribution) -> bool:
     """Whether ``d`` is known (statically) to be heavy-tailed; unknown counts as not heavy."""
     try:
         return d.tail == "heavy"
-    except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+    except (TypeError, ValueError, jax.errors.ConcretizationTypeError,
+            jax.errors.TracerArrayConversionError):
         return False
 
 
