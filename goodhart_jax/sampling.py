@@ -7,8 +7,8 @@ is :func:`goodhart_jax.conditioning.conditional_value`.
 Both shard their chunks over every device (and host) the engine sees and give the same
 estimate, bit for bit, on any number of them.  With ``sampler="engine"`` (the default) normal,
 Student t and gennorm variables are drawn by the engine's samplers
-(:func:`goodhart_jax.engine.normal_pair`: Box–Muller, one Threefry hash per pair;
-:func:`goodhart_jax.engine.log_gamma_variate`: a vectorised Marsaglia–Tsang gamma for t and
+(:func:`goodhart_jax.rng.normal_pair`: Box–Muller, one Threefry hash per pair;
+:func:`goodhart_jax.rng.log_gamma_variate`: a vectorised Marsaglia–Tsang gamma for t and
 gennorm), other families by their own ``sample``; ``sampler="jax"`` draws every variable by
 its distribution's own ``sample`` (``jax.random``).
 
@@ -31,7 +31,7 @@ from typing import NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from goodhart_jax import engine
+from goodhart_jax import engine, rng
 from goodhart_jax._validation import check_finite, check_positive_int
 from goodhart_jax.conditioning import _check_value_mean, _dists
 from goodhart_jax.distributions import GenNormal, Normal, StudentT, _float_dtype
@@ -63,18 +63,18 @@ def _engine_halves(key, dist, h: int, dtype):
     Box–Muller pair once.
     """
     if isinstance(dist, Normal):
-        zs = engine.normal_pair(key, h, dtype)
+        zs = rng.normal_pair(key, h, dtype)
     elif isinstance(dist, StudentT):
         kz, kg = jax.random.split(key)
         df = jnp.asarray(dist.df, dtype)
-        gs = engine._log_gamma_halves(kg, 0.5 * df, h, dtype)
+        gs = rng.log_gamma_halves(kg, 0.5 * df, h, dtype)
         c = jnp.log(df) - jnp.log(jnp.asarray(2.0, dtype))
-        zs = [z * jnp.exp(0.5 * (c - g)) for z, g in zip(engine.normal_pair(kz, h, dtype), gs)]
+        zs = [z * jnp.exp(0.5 * (c - g)) for z, g in zip(rng.normal_pair(kz, h, dtype), gs)]
     elif isinstance(dist, GenNormal):
         kg, ks = jax.random.split(key)
         p = jnp.asarray(dist.p, dtype)
-        gs = engine._log_gamma_halves(kg, 1.0 / p, h, dtype)
-        signs = engine._bits_halves(ks, 2 * h)
+        gs = rng.log_gamma_halves(kg, 1.0 / p, h, dtype)
+        signs = rng.bits_halves(ks, 2 * h)
         zs = [jnp.where((w & 1) == 1, -1.0, 1.0).astype(dtype) * jnp.exp(g / p)
               for w, g in zip(signs, gs)]
     else:
@@ -91,7 +91,7 @@ def _parts(key, value, error, mask, dtype, fast):
     """
     n = mask.shape[0]
     if fast and isinstance(value, Normal) and isinstance(error, Normal):
-        z1, z2 = engine.normal_pair(key, n, dtype)
+        z1, z2 = rng.normal_pair(key, n, dtype)
         return [((value.loc + value.scale * z1).astype(dtype),
                  (error.loc + error.scale * z2).astype(dtype), mask)]
     kv, kx = jax.random.split(key)
