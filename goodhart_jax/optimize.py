@@ -3,7 +3,8 @@
 The search is generic: any differentiable scalar objective ``f(pressure)`` of a pressure
 ``P >= 0`` (or of an unconstrained parameter) can be maximised.  The mesa-optimisation model
 (:func:`goodhart_jax.mesa.search_optimal_pressure`) uses it for ``true = P rho - delta P^2``;
-the tails model reuses it for ``E[V | U >= t]`` as a function of the threshold.
+the tails model reuses it for ``E[V | U >= t]`` as a function of the threshold
+(:mod:`goodhart_jax.pressure`: best thresholds, best-of-n, tilts and stopping steps).
 
 In the style of optax: small factories (:func:`log_transform`, :func:`softplus_transform`,
 :func:`identity_transform`, :func:`default_optimizer`) and NamedTuples of state and result
@@ -27,7 +28,8 @@ How it works, per search:
    ``b2 = 0.9`` (a short memory of gradient scale: gradients shrink by orders of magnitude on
    the way to a small optimum, and the usual ``b2 = 0.999`` would then crawl) and a cosine
    learning-rate decay to ``1e-3`` of its start.
-3. **Newton polish.**  ``newton_steps`` safeguarded Newton steps on ``h``: taken only where
+3. **Newton polish.**  ``newton_steps`` safeguarded Newton steps on ``h``
+   (:func:`goodhart_jax.numerics.newton_polish`, ``accept="ascent"``): taken only where
    ``h'' < 0``, clipped to ``|step| <= 1`` and only if ``h`` does not decrease (beyond
    rounding).  From the end of
    the optax phase they converge quadratically to machine precision; they never move a point
