@@ -76,13 +76,13 @@ def main(quick: bool = False) -> int:
     jax.config.update("jax_enable_x64", True)
     import goodhart_jax as gj
     from goodhart_jax import results
-    from experiments.bench_conditioning import _first_call, _first_call_code
+    from experiments.bench_conditioning import first_call, first_call_code
     from experiments.catastrophic_goodhart import errors, values
 
-    code = _first_call_code("0").replace("jax.block_until_ready(0)\n", _GRID)
+    code = first_call_code("0").replace("jax.block_until_ready(0)\n", _GRID)
     with tempfile.TemporaryDirectory() as cache:
-        cold = _first_call(code, cache)
-        warm_cache = _first_call(code, cache)
+        cold = first_call(code, cache)
+        warm_cache = first_call(code, cache)
     pairs = [(vn, v, en, e) for vn, (v, _) in values().items() for en, (e, _) in errors().items()]
 
     def grid():

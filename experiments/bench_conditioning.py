@@ -165,7 +165,7 @@ def _alternating(first, second, repeats: int) -> tuple[float, float]:
     return float(np.median(runs[0])), float(np.median(runs[1]))
 
 
-def _first_call(code: str, cache_dir: str) -> dict:
+def first_call(code: str, cache_dir: str) -> dict:
     """Run ``code`` in a fresh Python (float64, the given compilation cache); it prints
     ``import_s first_call_s``."""
     env = dict(os.environ, GOODHART_JAX_CACHE_DIR=cache_dir, JAX_ENABLE_X64="1")
@@ -178,7 +178,9 @@ def _first_call(code: str, cache_dir: str) -> dict:
     return {"import_s": imp, "first_call_s": first, "process_wall_s": wall}
 
 
-def _first_call_code(call: str) -> str:
+def first_call_code(call: str) -> str:
+    """A Python program that imports goodhart_jax, runs ``call`` once and prints
+    ``import_s first_call_s`` (for :func:`first_call`)."""
     return ("import time; s = time.perf_counter()\n"
             "import jax, numpy as np, goodhart_jax as gj\n"
             "imp = time.perf_counter() - s; s = time.perf_counter()\n"
@@ -272,8 +274,8 @@ def main(quick: bool = False) -> int:
                 call = (f"gj.conditional_value(gj.parse_dist({v_spec!r}), "
                         f"gj.parse_dist({x_spec!r}), np.linspace(0.0, 50.0, 1000))")
                 with tempfile.TemporaryDirectory() as cache:
-                    row["fresh_process_empty_cache"] = _first_call(_first_call_code(call), cache)
-                    row["fresh_process_warm_cache"] = _first_call(_first_call_code(call), cache)
+                    row["fresh_process_empty_cache"] = first_call(first_call_code(call), cache)
+                    row["fresh_process_warm_cache"] = first_call(first_call_code(call), cache)
             report["conditioning"].setdefault(pair, []).append(row)
             print(f"  {pair:<20}{n:>10}{t_eager:>10.4f}{t_jit:>10.4f}{t_eager / t_jit:>10.2f}"
                   f"{t_careful:>10.3f}{t_careful / t_eager:>8.1f}x{t_frozen:>10.2f}"
@@ -308,8 +310,8 @@ def main(quick: bool = False) -> int:
     t_jit = _median_time(lambda: bon_jit(ns_jit).block_until_ready(), 1)
     call = "gj.best_of_n_value(gj.Normal(), gj.StudentT(3.0), np.arange(1.0, 1001.0))"
     with tempfile.TemporaryDirectory() as cache:
-        cold = _first_call(_first_call_code(call), cache)
-        warm = _first_call(_first_call_code(call), cache)
+        cold = first_call(first_call_code(call), cache)
+        warm = first_call(first_call_code(call), cache)
     report["best_of_n"] = {"n": "1..1000", "eager_s": t_eager, "jit_n": len(ns_jit),
                            "jit_s": t_jit, "jit_first_s": t_jit_first,
                            "fresh_process_empty_cache": cold, "fresh_process_warm_cache": warm}

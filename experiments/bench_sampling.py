@@ -92,9 +92,9 @@ def _interleaved(fns: dict[str, Callable[[], object]], rounds: int,
 # --- chunk functions (module level: static arguments of the engine's compiled loop) -----------
 
 def _sum_engine_pairs(key, mask, t):
-    from goodhart_jax import engine
+    from goodhart_jax import rng
 
-    z1, z2 = engine.normal_pair(key, mask.shape[0], t.dtype)
+    z1, z2 = rng.normal_pair(key, mask.shape[0], t.dtype)
     return (z1 + z2).sum()
 
 
@@ -158,7 +158,7 @@ def main(quick: bool = False) -> int:
     import jax.numpy as jnp
 
     import goodhart_jax as gj
-    from goodhart_jax import engine
+    from goodhart_jax import engine, rng
 
     backend = jax.default_backend()
     on_cpu = backend == "cpu"
@@ -297,8 +297,8 @@ def main(quick: bool = False) -> int:
                         rounds)
     zero = jnp.zeros(1, jnp.uint32)
     reach = {
-        "engine_float32": float(engine._box_muller(zero, None, zero, None, f32)[0][0]),
-        "engine_float64": float(engine._box_muller(zero, zero, zero, zero, jnp.float64)[0][0]),
+        "engine_float32": float(rng.box_muller(zero, None, zero, None, f32)[0][0]),
+        "engine_float64": float(rng.box_muller(zero, zero, zero, zero, jnp.float64)[0][0]),
     }
     for name, dt in [("jax_float32", np.float32), ("jax_float64", np.float64)]:
         lowest = jnp.asarray(np.nextafter(dt(-1), dt(0)), dt)  # jax.random.normal's extreme u

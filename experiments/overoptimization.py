@@ -8,7 +8,7 @@ Model: ``V ~ N(0, 1)`` (gold), ``X ~ t(3)`` (the proxy's error), ``U = V + X`` (
    ascent, and Adam on the KL-penalised objective — fitted by ``d (alpha - beta log d)``
    (:func:`goodhart_jax.fit_overoptimization`), on the part of each run where the pool has not
    saturated (effective sample size >= 100).
-2. **Optimal pressure, by gradient** (:mod:`goodhart_jax.optimize`): the threshold ``t*``, the
+2. **Optimal pressure, by gradient** (:mod:`goodhart_jax.pressure`): the threshold ``t*``, the
    best-of-n ``n*`` (log-parameterised), the tilt ``beta*`` and the early-stopping step ``k*``,
    each found by an optax search and checked on a dense grid, for ``X ~ t(3)`` (interior optima)
    and ``X ~ N(0, 1)`` (``E[V]`` grows without bound: the searches report no interior optimum).
@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import goodhart_jax as gj
-from goodhart_jax import optimize as opt
+from goodhart_jax import pressure
 from goodhart_jax import results
 from goodhart_jax.pools import best_of_n_pool, push, sample_pool
 from goodhart_jax.selection import best_of_n_value, kl_best_of_n
@@ -83,7 +83,7 @@ def main(quick: bool, out: Path, seed: int, *, df: float = 3.0, pool_size: int =
         gold, gold_se = np.asarray(est.mean) - base, np.asarray(est.stderr)
         how = f"pool estimator (M = {pool_size})"
     d = np.sqrt(np.asarray(kl_best_of_n(ns)))
-    fit = opt.fit_overoptimization(d, gold, "bon",
+    fit = pressure.fit_overoptimization(d, gold, "bon",
                                    weights=None if gold_se is None else 1.0 / np.maximum(gold_se, 1e-6) ** 2)
     numbers["curves"]["best_of_n"] = {"n": ns, "d": d, "gold": gold, "gold_se": gold_se, "how": how,
                                       "fit": _fit_record(fit)}
@@ -110,7 +110,7 @@ def main(quick: bool, out: Path, seed: int, *, df: float = 3.0, pool_size: int =
                "proxy": np.asarray(tr.proxy) - float(jnp.mean(pool.proxy)), "kl": kl, "ess": ess,
                "gap": np.asarray(tr.gap), "fit_points": int(use.sum())}
         if use.sum() >= 3:
-            f = opt.fit_overoptimization(dd[use], g[use], "rl")
+            f = pressure.fit_overoptimization(dd[use], g[use], "rl")
             rec["fit"] = _fit_record(f)
         numbers["curves"][name] = rec
         curves.append({"label": label, "d": dd[use], "gold": g[use], "fit": rec.get("fit"),
@@ -124,10 +124,10 @@ def main(quick: bool, out: Path, seed: int, *, df: float = 3.0, pool_size: int =
         p = pool if lname == "t" else sample_pool(jax.random.fold_in(key, 1), value, err, pool_size)
         found = {}
         if exact:
-            found["threshold"] = (opt.optimal_threshold(value, err), 0, False)
-            found["best_of_n"] = (opt.optimal_best_of_n(value, err), 1, True)
-        found["beta"] = (opt.optimal_tilt(p, min_ess=min_ess), 2, True)
-        found["steps"] = (opt.optimal_stopping(p, learning_rate=learning_rate, max_steps=steps,
+            found["threshold"] = (pressure.optimal_threshold(value, err), 0, False)
+            found["best_of_n"] = (pressure.optimal_best_of_n(value, err), 1, True)
+        found["beta"] = (pressure.optimal_tilt(p, min_ess=min_ess), 2, True)
+        found["steps"] = (pressure.optimal_stopping(p, learning_rate=learning_rate, max_steps=steps,
                                                min_ess=min_ess), 3, False)
         numbers["optima"][lname] = {}
         for m, (o, panel, log_x) in found.items():

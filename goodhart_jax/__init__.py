@@ -63,16 +63,16 @@ from goodhart_jax import (
     mesa,
     optimize,
     pools,
+    pressure,
     regimes,
     selection,
     sweeps,
 )
-from goodhart_jax.optimize import (
+from goodhart_jax.optimize import SearchResult, maximize
+from goodhart_jax.pressure import (
     OveroptimizationFit,
     PressureOptimum,
-    SearchResult,
     fit_overoptimization,
-    maximize,
     optimal_best_of_n,
     optimal_stopping,
     optimal_threshold,
@@ -168,6 +168,7 @@ __all__ = [
     "SearchResult",
     "mesa",
     "optimize",
+    "pressure",
     "pools",
     "selection",
     "sweeps",

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from goodhart_jax import multihost
+
 __all__ = ["main"]
 
 PROG = "goodhart-jax"
@@ -71,7 +73,7 @@ def _build_parser() -> _Parser:
     d = p.add_argument_group(
         "several processes/hosts",
         "the same command on every process; jax.distributed.initialize joins them (also from "
-        "GOODHART_JAX_COORDINATOR, GOODHART_JAX_NUM_PROCESSES, GOODHART_JAX_PROCESS_ID)")
+        f"{', '.join(multihost.ENV_NAMES)})")
     d.add_argument("--coordinator", metavar="HOST:PORT", default=None,
                    help="address of process 0, which listens there")
     d.add_argument("--num-processes", type=int, metavar="N", default=None,
@@ -201,20 +203,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return importlib.import_module(benches[args.what]).main(quick=args.quick)
 
 
-_DIST_ENV = ("GOODHART_JAX_COORDINATOR", "GOODHART_JAX_NUM_PROCESSES", "GOODHART_JAX_PROCESS_ID")
-
-
 def _init_distributed(args: argparse.Namespace) -> None:
     """``jax.distributed.initialize`` from the flags or the environment (before any JAX work)."""
     given = (args.coordinator, args.num_processes, args.process_id)
     if not (args.distributed or any(v is not None for v in given)
-            or any(os.environ.get(name) for name in _DIST_ENV)):
+            or any(os.environ.get(name) for name in multihost.ENV_NAMES)):
         return
-    from goodhart_jax import engine
-
     try:
-        engine.initialize_distributed(args.coordinator, args.num_processes, args.process_id,
-                                      auto=args.distributed)
+        multihost.initialize_distributed(args.coordinator, args.num_processes, args.process_id,
+                                         auto=args.distributed)
     except RuntimeError as exc:  # e.g. the coordinator never answered
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ValueError(f"distributed initialisation failed: {first}") from None

@@ -57,6 +57,9 @@ def _dists(value, error) -> tuple[Distribution, Distribution]:
     return value, error
 
 
+as_distributions = _dists  # public name for other modules
+
+
 def _check_value_mean(value: Distribution) -> None:
     """``ValueError`` unless ``value`` has a finite mean (concrete parameters only).
 

@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy import special as jsp
 
-from goodhart_jax import _special, engine
+from goodhart_jax import _special, rng
 from goodhart_jax._validation import check_param, check_positive_int, is_concrete
 from goodhart_jax.numerics import as_float as _as_float
 from goodhart_jax.numerics import float_dtype as _float_dtype
@@ -655,7 +655,7 @@ class Normal(_LocScale):
     def sample_halves(self, key, h, dtype):
         """Box–Muller pairs (one Threefry hash per pair)."""
         return tuple((self.loc + self.scale * z).astype(dtype)
-                     for z in engine.normal_pair(key, h, dtype))
+                     for z in rng.normal_pair(key, h, dtype))
 
     def mean_of_copies(self, k):
         return Normal(self.loc, self.scale / math.sqrt(k))
@@ -706,9 +706,9 @@ class StudentT(_LocScale):
         """``Z / sqrt(2 G / df)``, ``G ~ Gamma(df / 2)`` (Box–Muller and Marsaglia–Tsang)."""
         kz, kg = jax.random.split(key)
         df = jnp.asarray(self.df, dtype)
-        gs = engine._log_gamma_halves(kg, 0.5 * df, h, dtype)
+        gs = rng.log_gamma_halves(kg, 0.5 * df, h, dtype)
         c = jnp.log(df) - jnp.log(jnp.asarray(2.0, dtype))
-        zs = [z * jnp.exp(0.5 * (c - g)) for z, g in zip(engine.normal_pair(kz, h, dtype), gs)]
+        zs = [z * jnp.exp(0.5 * (c - g)) for z, g in zip(rng.normal_pair(kz, h, dtype), gs)]
         return tuple((self.loc + self.scale * z).astype(dtype) for z in zs)
 
     def mean_of_copies(self, k):
@@ -765,8 +765,8 @@ class GenNormal(_LocScale):
         """``±G^(1/p)``, ``G ~ Gamma(1 / p)`` (as ``jax.random.generalized_normal``)."""
         kg, ks = jax.random.split(key)
         p = jnp.asarray(self.p, dtype)
-        gs = engine._log_gamma_halves(kg, 1.0 / p, h, dtype)
-        signs = engine._bits_halves(ks, 2 * h)
+        gs = rng.log_gamma_halves(kg, 1.0 / p, h, dtype)
+        signs = rng.bits_halves(ks, 2 * h)
         zs = [jnp.where((w & 1) == 1, -1.0, 1.0).astype(dtype) * jnp.exp(g / p)
               for w, g in zip(signs, gs)]
         return tuple((self.loc + self.scale * z).astype(dtype) for z in zs)

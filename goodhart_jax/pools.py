@@ -36,7 +36,8 @@ import numpy as np
 import optax
 
 from goodhart_jax._validation import check_param, check_positive_int, is_concrete
-from goodhart_jax.distributions import _float_dtype, parse_dist
+from goodhart_jax.distributions import parse_dist
+from goodhart_jax.numerics import float_dtype
 from goodhart_jax.sampling import Estimate
 
 __all__ = [
@@ -46,6 +47,8 @@ __all__ = [
     "PushResult",
     "sample_pool",
     "policy_stats",
+    "pool_stats",
+    "centred",
     "tilted_logits",
     "tilted_stats",
     "natural_gradient_betas",
@@ -129,7 +132,7 @@ def sample_pool(key: Array, value, error, size: int, *, dtype=None) -> Pool:
     """
     value, error = parse_dist(value), parse_dist(error)
     size = check_positive_int("size", size, owner="sample_pool")
-    dtype = _float_dtype(dtype)
+    dtype = float_dtype(dtype)
     kv, kx = jax.random.split(key)
     v = _sample(kv, value, size, dtype)  # one compiled sampler per family, not per pair
     return Pool(v, _add(v, _sample(kx, error, size, dtype)))
@@ -145,7 +148,11 @@ def _add(v, x):
     return v + x
 
 
-def _stats(logits, pool: Pool) -> PolicyStats:
+def pool_stats(logits, pool: Pool) -> PolicyStats:
+    """:func:`policy_stats` unjitted, to trace inside a caller's own ``jit`` (searches, scans).
+
+    Math: as :func:`policy_stats`.
+    """
     logits = logits.astype(pool.proxy.dtype)
     lse = jax.nn.logsumexp(logits)
     logp = logits - lse
@@ -169,7 +176,7 @@ def policy_stats(logits: Array, pool: Pool) -> PolicyStats:
         >>> float(gj.policy_stats(jnp.zeros(2), pool).value)
         0.5
     """
-    return jax.jit(_stats)(jnp.asarray(logits), pool)
+    return jax.jit(pool_stats)(jnp.asarray(logits), pool)
 
 
 def tilted_logits(pool: Pool, beta) -> Array:
@@ -178,10 +185,10 @@ def tilted_logits(pool: Pool, beta) -> Array:
     Math: ``argmax_pi E_pi[U] - beta KL(pi || pi0) = softmax(u / beta)`` (``beta > 0``).
     """
     check_param("beta", beta, lo=0.0, lo_open=True, owner="tilted_logits")
-    return _centred(pool.proxy) / beta
+    return centred(pool.proxy) / beta
 
 
-def _centred(u):
+def centred(u):
     """``u - max u``: tilt logits ``(u - max u) / beta`` have their largest entry exactly 0.
 
     With ``u / beta`` itself the logits can be ~1e13 (Lévy errors, small beta), where one
@@ -194,8 +201,8 @@ def _centred(u):
 
 @jax.jit
 def _tilt_map(pool, betas):
-    u0 = _centred(pool.proxy)
-    return jax.lax.map(lambda b: _stats(u0 / b, pool), betas)
+    u0 = centred(pool.proxy)
+    return jax.lax.map(lambda b: pool_stats(u0 / b, pool), betas)
 
 
 def tilted_stats(pool: Pool, beta) -> PolicyStats:

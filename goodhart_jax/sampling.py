@@ -7,8 +7,8 @@ is :func:`goodhart_jax.conditioning.conditional_value`.
 Both shard their chunks over every device (and host) the engine sees and give the same
 estimate, bit for bit, on any number of them.  With ``sampler="engine"`` (the default) normal,
 Student t and gennorm variables are drawn by the engine's samplers
-(:func:`goodhart_jax.engine.normal_pair`: Box–Muller, one Threefry hash per pair;
-:func:`goodhart_jax.engine.log_gamma_variate`: a vectorised Marsaglia–Tsang gamma for t and
+(:func:`goodhart_jax.rng.normal_pair`: Box–Muller, one Threefry hash per pair;
+:func:`goodhart_jax.rng.log_gamma_variate`: a vectorised Marsaglia–Tsang gamma for t and
 gennorm), other families by their own ``sample``; ``sampler="jax"`` draws every variable by
 its distribution's own ``sample`` (``jax.random``).
 
@@ -31,7 +31,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from goodhart_jax import engine
+from goodhart_jax import engine, rng
 from goodhart_jax._validation import check_finite, check_positive_int
 from goodhart_jax.conditioning import _check_value_mean, _dists
 from goodhart_jax.distributions import Distribution
@@ -55,7 +55,7 @@ def _parts(key, value, error, mask, dtype, fast):
     n = mask.shape[0]
     nv, nx = value.as_normal(), error.as_normal()
     if fast and nv is not None and nx is not None:
-        z1, z2 = engine.normal_pair(key, n, dtype)
+        z1, z2 = rng.normal_pair(key, n, dtype)
         return [((nv[0] + nv[1] * z1).astype(dtype), (nx[0] + nx[1] * z2).astype(dtype), mask)]
     kv, kx = jax.random.split(key)
     if fast and (_fast_halves(value) or _fast_halves(error)):

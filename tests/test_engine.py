@@ -21,7 +21,7 @@ import pytest
 from scipy import stats
 
 import goodhart_jax as gj
-from goodhart_jax import engine, progress
+from goodhart_jax import engine, progress, rng
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_threefry_known_answer():
     # Random123 known-answer test for Threefry-2x32-20 (zero key and counter)
-    y0, y1 = engine.threefry2x32(*jnp.zeros(4, jnp.uint32))
+    y0, y1 = rng.threefry2x32(*jnp.zeros(4, jnp.uint32))
     assert (int(y0), int(y1)) == (0x6B200159, 0x99BA4EFE)
 
 
@@ -39,24 +39,24 @@ def test_random_bits_are_jax_threefry_bits(seed, m):
     key = jax.random.key(seed)
     with jax.threefry_partitionable(False):
         ref = np.asarray(jax.random.bits(key, (m,), jnp.uint32))
-    np.testing.assert_array_equal(np.asarray(engine.random_bits(key, m)), ref)
+    np.testing.assert_array_equal(np.asarray(rng.random_bits(key, m)), ref)
     raw = jax.random.PRNGKey(seed)  # raw uint32 keys are accepted too
-    np.testing.assert_array_equal(np.asarray(engine.random_bits(raw, m)), ref)
+    np.testing.assert_array_equal(np.asarray(rng.random_bits(raw, m)), ref)
 
 
 def test_random_bits_other_impl_and_validation():
     key = jax.random.key(1, impl="rbg")
-    np.testing.assert_array_equal(np.asarray(engine.random_bits(key, 6)),
+    np.testing.assert_array_equal(np.asarray(rng.random_bits(key, 6)),
                                   np.asarray(jax.random.bits(key, (6,), jnp.uint32)))
     with pytest.raises(ValueError, match="m must be"):
-        engine.random_bits(jax.random.key(0), 3)
+        rng.random_bits(jax.random.key(0), 3)
 
 
 # --- normal draws ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
 def test_normal_pair_is_standard_normal(dtype):
-    z1, z2 = engine.normal_pair(jax.random.key(0), 1 << 17, dtype)
+    z1, z2 = rng.normal_pair(jax.random.key(0), 1 << 17, dtype)
     assert z1.dtype == dtype and z2.dtype == dtype
     for z in (np.asarray(z1, float), np.asarray(z2, float)):
         assert stats.kstest(z, "norm").pvalue > 1e-4
@@ -69,8 +69,8 @@ def test_normal_pair_is_standard_normal(dtype):
 def test_box_muller_matches_float64_reference():
     key = jax.random.key(9)
     n = 1 << 14
-    z1, z2 = engine.normal_pair(key, n, jnp.float32)
-    a, b = np.split(np.asarray(engine.random_bits(key, 2 * n)), 2)
+    z1, z2 = rng.normal_pair(key, n, jnp.float32)
+    a, b = np.split(np.asarray(rng.random_bits(key, 2 * n)), 2)
     u1 = (a.astype(np.float32) + np.float32(0.5)) * np.float32(2.0**-32)  # as the sampler rounds
     r = np.sqrt(-2 * np.log(u1.astype(np.float64)))
     theta = 2 * np.pi * (b >> 8).astype(np.float64) * 2.0**-24
@@ -82,8 +82,8 @@ def test_box_muller_matches_float64_reference():
 def test_normal_reach_float32_vs_float64():
     """The largest |z| each sampler can produce: engine 6.76 / 9.49, jax.random.normal 5.4 / 8.3."""
     zero = jnp.zeros(1, jnp.uint32)
-    z32 = float(engine._box_muller(zero, None, zero, None, jnp.float32)[0][0])
-    z64 = float(engine._box_muller(zero, zero, zero, zero, jnp.float64)[0][0])
+    z32 = float(rng.box_muller(zero, None, zero, None, jnp.float32)[0][0])
+    z64 = float(rng.box_muller(zero, zero, zero, zero, jnp.float64)[0][0])
     assert z32 == pytest.approx(math.sqrt(66 * math.log(2)), rel=1e-6)  # 6.7637
     assert z64 == pytest.approx(math.sqrt(130 * math.log(2)), rel=1e-12)  # 9.4926
     # jax.random.normal: sqrt(2) erfinv(u), u on a 2^-23 (2^-52) grid just inside (-1, 1)
@@ -100,7 +100,7 @@ def test_normal_reach_float32_vs_float64():
 
 @pytest.mark.parametrize("alpha", [0.3, 1.5, 7.0])
 def test_gamma_variate_is_gamma(alpha):
-    g = np.exp(np.asarray(engine.log_gamma_variate(jax.random.key(1), alpha, 1 << 17), float))
+    g = np.exp(np.asarray(rng.log_gamma_variate(jax.random.key(1), alpha, 1 << 17), float))
     assert stats.kstest(g, stats.gamma(alpha).cdf).pvalue > 1e-4
 
 
@@ -119,17 +119,17 @@ def test_engine_t_and_gennorm_samplers(dist, ref):
 
 
 def test_normal_helper_shape_and_validation():
-    assert engine.normal(jax.random.key(0), 7).shape == (7,)
+    assert rng.normal(jax.random.key(0), 7).shape == (7,)
     with pytest.raises(ValueError, match="n must be"):
-        engine.normal_pair(jax.random.key(0), 0)
+        rng.normal_pair(jax.random.key(0), 0)
     with pytest.raises(ValueError, match="dtype"):
-        engine.normal_pair(jax.random.key(0), 4, jnp.int32)
+        rng.normal_pair(jax.random.key(0), 4, jnp.int32)
 
 
 # --- the stream --------------------------------------------------------------------------------
 
 def _moments(key, mask, loc):
-    z = loc + engine.normal(key, mask.shape[0], jnp.float64)
+    z = loc + rng.normal(key, mask.shape[0], jnp.float64)
     return {"n": mask.sum(dtype=z.dtype), "s": jnp.where(mask, z, 0.0).sum(),
             "q": jnp.where(mask, z * z, 0.0).sum()}
 

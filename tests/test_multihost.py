@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from goodhart_jax import engine
+from goodhart_jax import multihost
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 150
@@ -23,8 +23,8 @@ TIMEOUT = 150
 SCRIPT = r"""
 import json
 import jax
-from goodhart_jax import engine
-multi = engine.initialize_distributed()   # from GOODHART_JAX_* (absent: one process)
+from goodhart_jax import multihost
+multi = multihost.initialize_distributed()   # from GOODHART_JAX_* (absent: one process)
 import jax.numpy as jnp, numpy as np
 jax.config.update("jax_enable_x64", True)
 import goodhart_jax as gj
@@ -53,8 +53,8 @@ def _free_port() -> int:
 
 def _env(**extra) -> dict:
     env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_NUM_CPU_DEVICES="1", **extra)
-    for name in ("XLA_FLAGS", engine.ENV_COORDINATOR, engine.ENV_NUM_PROCESSES,
-                 engine.ENV_PROCESS_ID):
+    for name in ("XLA_FLAGS", multihost.ENV_COORDINATOR, multihost.ENV_NUM_PROCESSES,
+                 multihost.ENV_PROCESS_ID):
         env.pop(name, None)
     env.update(extra)
     return env
@@ -126,15 +126,15 @@ def test_cli_bad_distributed_flags(args, word):
 
 
 def test_initialize_distributed_validation(monkeypatch):
-    for name in (engine.ENV_COORDINATOR, engine.ENV_NUM_PROCESSES, engine.ENV_PROCESS_ID):
+    for name in (multihost.ENV_COORDINATOR, multihost.ENV_NUM_PROCESSES, multihost.ENV_PROCESS_ID):
         monkeypatch.delenv(name, raising=False)
-    assert engine.initialize_distributed() is False
+    assert multihost.initialize_distributed() is False
     with pytest.raises(ValueError, match="num_processes"):
-        engine.initialize_distributed("127.0.0.1:1", 0, 0)
+        multihost.initialize_distributed("127.0.0.1:1", 0, 0)
     with pytest.raises(ValueError, match="process_id"):
-        engine.initialize_distributed("127.0.0.1:1", 2, -1)
+        multihost.initialize_distributed("127.0.0.1:1", 2, -1)
     with pytest.raises(ValueError, match="together"):
-        engine.initialize_distributed(num_processes=2)
-    monkeypatch.setenv(engine.ENV_NUM_PROCESSES, "2")
+        multihost.initialize_distributed(num_processes=2)
+    monkeypatch.setenv(multihost.ENV_NUM_PROCESSES, "2")
     with pytest.raises(ValueError, match="together"):
-        engine.initialize_distributed()
+        multihost.initialize_distributed()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import experiments
-from goodhart_jax import optimize as opt
+from goodhart_jax import pressure
 from goodhart_jax.distributions import Normal, StudentT
 from goodhart_jax.pools import sample_pool, tilted_stats
 from goodhart_jax.results import load_json
@@ -26,7 +26,7 @@ def test_fit_recovers_known_coefficients(form, alpha, beta):
     d = np.linspace(0.05, 5.0, 200)
     shape = d * d if form == "bon" else d * np.log(d)
     clean = alpha * d - beta * shape
-    fit = opt.fit_overoptimization(d, clean, form)
+    fit = pressure.fit_overoptimization(d, clean, form)
     assert abs(float(fit.alpha) - alpha) < 1e-12 and abs(float(fit.beta) - beta) < 1e-12
     peak = alpha / (2 * beta) if form == "bon" else math.exp(alpha / beta - 1.0)
     assert float(fit.peak_d) == pytest.approx(peak, rel=1e-12)
@@ -34,7 +34,7 @@ def test_fit_recovers_known_coefficients(form, alpha, beta):
     assert float(fit.peak_gold) == pytest.approx(gold_peak, rel=1e-12)
     # with noise (sd 1e-3): within 1e-3, and within 4 of its own standard errors
     noisy = clean + 1e-3 * np.random.default_rng(0).standard_normal(d.shape)
-    fit = opt.fit_overoptimization(d, noisy, form)
+    fit = pressure.fit_overoptimization(d, noisy, form)
     assert abs(float(fit.alpha) - alpha) < 1e-3 and abs(float(fit.beta) - beta) < 1e-3
     assert abs(float(fit.alpha) - alpha) < 4 * float(fit.alpha_stderr)
     assert abs(float(fit.beta) - beta) < 4 * float(fit.beta_stderr)
@@ -43,14 +43,14 @@ def test_fit_recovers_known_coefficients(form, alpha, beta):
 
 def test_fit_no_overoptimisation_and_validation():
     d = np.linspace(0.1, 3.0, 20)
-    fit = opt.fit_overoptimization(d, 0.5 * d + 0.1 * d * d, "bon")  # beta < 0: no peak
+    fit = pressure.fit_overoptimization(d, 0.5 * d + 0.1 * d * d, "bon")  # beta < 0: no peak
     assert float(fit.beta) < 0 and math.isinf(float(fit.peak_d))
     with pytest.raises(ValueError, match="form"):
-        opt.fit_overoptimization(d, d, "ppo")
+        pressure.fit_overoptimization(d, d, "ppo")
     with pytest.raises(ValueError, match="d must"):
-        opt.fit_overoptimization(-d, d, "bon")
+        pressure.fit_overoptimization(-d, d, "bon")
     with pytest.raises(ValueError, match="same length"):
-        opt.fit_overoptimization(d, d[:-1], "bon")
+        pressure.fit_overoptimization(d, d[:-1], "bon")
 
 
 # --- optimal pressure -----------------------------------------------------------------------
@@ -69,8 +69,8 @@ def pools():
 
 def test_tilt_and_stopping_searches_agree_with_dense_grids(pools):
     lr = 5e-4
-    b = opt.optimal_tilt(pools["t3"])
-    k = opt.optimal_stopping(pools["t3"], learning_rate=lr, max_steps=400)
+    b = pressure.optimal_tilt(pools["t3"])
+    k = pressure.optimal_stopping(pools["t3"], learning_rate=lr, max_steps=400)
     for o in (b, k):
         assert o.interior and o.agrees, o.reason
         assert abs(float(o.pressure) - float(o.grid_pressure)) <= float(o.resolution) + 1e-12
@@ -84,8 +84,8 @@ def test_tilt_and_stopping_searches_agree_with_dense_grids(pools):
 
 
 def test_light_tailed_error_has_no_interior_optimum(pools):
-    b = opt.optimal_tilt(pools["normal"])
-    k = opt.optimal_stopping(pools["normal"], learning_rate=5e-4, max_steps=400)
+    b = pressure.optimal_tilt(pools["normal"])
+    k = pressure.optimal_stopping(pools["normal"], learning_rate=5e-4, max_steps=400)
     for o in (b, k):
         assert not o.interior and o.reason.startswith("no interior optimum"), o.reason
         assert o.agrees  # the search ran to the same end of the range as the grid
@@ -98,7 +98,7 @@ def test_threshold_search_t3_is_stationary_where_the_tails_balance():
     """At t*, d/dt E[V | U >= t] = h(t) (E[V | U >= t] - E[V | U = t]) = 0 (independent check)."""
     from goodhart_jax.conditioning import conditional_value, value_given_proxy
 
-    o = opt.optimal_threshold(Normal(), StudentT(3.0))
+    o = pressure.optimal_threshold(Normal(), StudentT(3.0))
     assert o.interior and o.agrees, o.reason
     t = float(o.pressure)
     above = float(conditional_value(Normal(), StudentT(3.0), t))
@@ -109,9 +109,9 @@ def test_threshold_search_t3_is_stationary_where_the_tails_balance():
 
 @pytest.mark.slow
 def test_best_of_n_search_and_unbounded_threshold():
-    o = opt.optimal_best_of_n(Normal(), StudentT(3.0))
+    o = pressure.optimal_best_of_n(Normal(), StudentT(3.0))
     assert o.interior and o.agrees, o.reason
-    o = opt.optimal_threshold(Normal(), Normal())
+    o = pressure.optimal_threshold(Normal(), Normal())
     assert not o.interior and math.isinf(float(o.pressure))
 
 
