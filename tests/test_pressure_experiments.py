@@ -12,7 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-import experiments
+from goodhart_jax import experiments
 from goodhart_jax import optimize as opt
 from goodhart_jax.distributions import Normal, StudentT
 from goodhart_jax.pools import sample_pool, tilted_stats
