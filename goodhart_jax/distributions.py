@@ -15,7 +15,7 @@ Private hooks used by the quadrature (:mod:`goodhart_jax.quadrature`): ``support
 ``G(y) = E[(V - E V) 1{V > y}] >= 0``, which lets E[V | V + X >= t] - E[V] be computed as an
 integral of positive terms (no cancellation, even when the answer is 1e-100).
 
-Parameterisations (normative, see DESIGN.md):
+Parameterisations (normative, see docs/design.md):
 
 ==================================  ============================================================
 ``Normal(loc=0, scale=1)``
