@@ -20,51 +20,51 @@ from goodhart_jax import results, sweeps
 # name -> (module, one-line description).  Keep sorted by the order a reader should meet them.
 REGISTRY: dict[str, tuple[str, str]] = {
     "tails_come_apart": (
-        "experiments.tails_come_apart",
+        "goodhart_jax.experiments.tails_come_apart",
         "E[V | U >= t] against t and bits of selection for normal, exponential, heavy errors",
     ),
     "elliptical_regression": (
-        "experiments.elliptical_regression",
+        "goodhart_jax.experiments.elliptical_regression",
         "joint normal (X, V): the naive major-axis line vs the regression E[V | U]; E[V | U >= t] linear",
     ),
     "joint_density_triangle": (
-        "experiments.joint_density_triangle",
+        "goodhart_jax.experiments.joint_density_triangle",
         "density of (V, X) on V + X >= t: normal, equal exp(-|x|^c) tails, one tail heavier",
     ),
     "tail_pdfs": (
-        "experiments.tail_pdfs",
+        "goodhart_jax.experiments.tail_pdfs",
         "PDFs and negative log PDFs of V and X for a catastrophic pair (X heavier-tailed)",
     ),
     "conditional_animation": (
-        "experiments.conditional_animation",
+        "goodhart_jax.experiments.conditional_animation",
         "GIF: the density of V given U >= t as t rises, with the conditional mean",
     ),
     "phase_diagram": (
-        "experiments.phase_diagram",
+        "goodhart_jax.experiments.phase_diagram",
         "limit of E[V | U >= t] over tail exponents: catastrophic, bounded, unbounded vs theory",
     ),
     "independence": (
-        "experiments.independence",
+        "goodhart_jax.experiments.independence",
         "E[V | U >= t] >= E[V] under independence, and dependent proxies that break or bound it",
     ),
     "catastrophic_goodhart": (
-        "experiments.catastrophic_goodhart",
+        "goodhart_jax.experiments.catastrophic_goodhart",
         "best-of-n and KL-tilted pushing on U = V + X: light vs heavy-tailed error (Kwa et al. 2024)",
     ),
     "overoptimization": (
-        "experiments.overoptimization",
+        "goodhart_jax.experiments.overoptimization",
         "gold reward against sqrt(KL) for best-of-n and optax-tilted policies, Gao et al. fits",
     ),
     "evaluator_ensembles": (
-        "experiments.evaluator_ensembles",
+        "goodhart_jax.experiments.evaluator_ensembles",
         "U = V + mean of k errors: where averaging evaluators removes catastrophic Goodhart",
     ),
     "mesa_dashboard": (
-        "experiments.mesa_dashboard",
+        "goodhart_jax.experiments.mesa_dashboard",
         "the mesa-optimisation simulator's four panels and the deceptive-population sweep",
     ),
     "learned_proxy": (
-        "experiments.learned_proxy",
+        "goodhart_jax.experiments.learned_proxy",
         "learned reward models pushed by best-of-n and optax: Gao et al.'s scaling, noise, ensembles",
     ),
 }

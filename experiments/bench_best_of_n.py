@@ -27,7 +27,7 @@ NS = 4 ** np.arange(9)
 
 _GRID = (
     "import goodhart_jax as gj\n"
-    "from experiments.catastrophic_goodhart import values, errors\n"
+    "from goodhart_jax.experiments.catastrophic_goodhart import values, errors\n"
     "ns = 4.0 ** np.arange(9)\n"
     "grid = [np.asarray(gj.best_of_n_value(v, e, ns)) for v, _ in values().values()\n"
     "        for e, _ in errors().values()]\n"
@@ -76,8 +76,8 @@ def main(quick: bool = False) -> int:
     jax.config.update("jax_enable_x64", True)
     import goodhart_jax as gj
     from goodhart_jax import results
-    from experiments.bench_conditioning import first_call, first_call_code
-    from experiments.catastrophic_goodhart import errors, values
+    from goodhart_jax.experiments.bench_conditioning import first_call, first_call_code
+    from goodhart_jax.experiments.catastrophic_goodhart import errors, values
 
     code = first_call_code("0").replace("jax.block_until_ready(0)\n", _GRID)
     with tempfile.TemporaryDirectory() as cache:

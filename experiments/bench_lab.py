@@ -34,7 +34,7 @@ import os
 import time
 from pathlib import Path
 
-from experiments.bench_sampling import use_all_cores
+from goodhart_jax.experiments.bench_sampling import use_all_cores
 
 OUT = Path("results") / "bench_lab"
 

@@ -1,6 +1,6 @@
 """Learned proxies: extremal Goodhart in a synthetic RLHF lab (Gao, Schulman & Hilton 2022).
 
-World (DESIGN.md, section E): a gold reward ``r*`` on ``R^dim`` (a fixed random tanh MLP,
+World (docs/design.md, section E): a gold reward ``r*`` on ``R^dim`` (a fixed random tanh MLP,
 standardised under ``pi0 = N(0, I)``); proxy reward models (GELU MLPs of several widths)
 trained with optax on ``N`` points of ``pi0`` labelled by gold plus noise; policies pushed on
 the proxy by best-of-n under ``pi0`` (``KL_bon`` exact) and by an optax-trained Gaussian

@@ -1,6 +1,6 @@
 """goodhart_jax: a differentiable, accelerator-ready simulator of Goodhart's law.
 
-The public API, flat.  See DESIGN.md for the models and README.md for a tour.
+The public API, flat.  See docs/design.md for the models and README.md for a tour.
 """
 
 
@@ -79,7 +79,7 @@ from goodhart_jax.pressure import (
     optimal_tilt,
 )
 
-# learned proxies (DESIGN.md, section E): the lab, also as gj.lab.*
+# learned proxies (docs/design.md, section E): the lab, also as gj.lab.*
 from goodhart_jax import lab
 from goodhart_jax.lab import (
     Ensemble,
@@ -102,11 +102,23 @@ from goodhart_jax.lab import (
     train_proxy,
 )
 
-from goodhart_jax import compile_cache
+from goodhart_jax import _source_tree, compile_cache
 
 compile_cache.enable()  # JAX's persistent compilation cache (GOODHART_JAX_CACHE=0: off)
+_source_tree.install()  # a checkout on PYTHONPATH: experiments/ is goodhart_jax.experiments
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed distribution's version (``0+unknown`` when goodhart_jax is not installed)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("goodhart_jax")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+__version__ = _version()
 
 __all__ = [
     "Distribution",

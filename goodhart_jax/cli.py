@@ -111,7 +111,7 @@ def _build_parser() -> _Parser:
 
 
 def _cmd_list(as_json: bool = False) -> int:
-    import experiments
+    from goodhart_jax import experiments
 
     if as_json:
         rows = [{"name": n, "description": experiments.describe(n),
@@ -126,7 +126,7 @@ def _cmd_list(as_json: bool = False) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    import experiments
+    from goodhart_jax import experiments
 
     params = _set_pairs(args.sets)
     todo = experiments.names() if args.name == "all" else [args.name]
@@ -189,12 +189,12 @@ def _cmd_explore(args: argparse.Namespace) -> int:
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     benches = {
-        "conditioning": "experiments.bench_conditioning",
-        "sampling": "experiments.bench_sampling",
-        "pools": "experiments.bench_pools",
-        "best_of_n": "experiments.bench_best_of_n",
-        "startup": "experiments.bench_startup",
-        "lab": "experiments.bench_lab",
+        "conditioning": "goodhart_jax.experiments.bench_conditioning",
+        "sampling": "goodhart_jax.experiments.bench_sampling",
+        "pools": "goodhart_jax.experiments.bench_pools",
+        "best_of_n": "goodhart_jax.experiments.bench_best_of_n",
+        "startup": "goodhart_jax.experiments.bench_startup",
+        "lab": "goodhart_jax.experiments.bench_lab",
     }
     if args.what not in benches:
         raise ValueError(f"bench must be one of {', '.join(benches)}; got {args.what!r}")

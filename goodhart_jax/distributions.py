@@ -17,7 +17,7 @@ need to know about it (where its mass is, the closed form of the mean excess
 hook of :class:`Distribution` with a generic default that a family may override.  The protocol
 and how far the defaults reach: ``docs/adding_a_family.md``.
 
-Parameterisations (normative, see DESIGN.md):
+Parameterisations (normative, see docs/design.md):
 
 ==================================  ============================================================
 ``Normal(loc=0, scale=1)``

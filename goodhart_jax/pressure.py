@@ -56,7 +56,7 @@ Array = jax.Array
 class OveroptimizationFit(NamedTuple):
     """A least-squares fit of a Gao et al. (2022) gold-reward curve.
 
-    ``fit[0], fit[1]`` are ``alpha, beta`` (DESIGN.md: ``fit_overoptimization -> (alpha, beta)``).
+    ``fit[0], fit[1]`` are ``alpha, beta`` (docs/design.md: ``fit_overoptimization -> (alpha, beta)``).
 
     Attributes:
         alpha, beta: the coefficients.

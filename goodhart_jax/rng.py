@@ -134,7 +134,7 @@ def bits_halves(key: jax.Array, m: int) -> tuple[jax.Array, jax.Array]:
 def random_bits(key: jax.Array, m: int) -> jax.Array:
     """``m`` random 32-bit words of ``key`` (``m`` even).
 
-    For threefry keys the words are ``jax.random.bits(key, (m,))`` of JAX's original
+    For threefry keys the words are ``jax.random.bits(key, (m,), uint32)`` of JAX's original
     (non-partitionable) threefry stream: word ``j`` and word ``j + m/2`` are the two outputs
     of one hash of the counter pair ``(j, j + m/2)`` — two words per hash, computed by the
     fused :func:`threefry2x32`.  Other key types go through ``jax.random.bits``.
@@ -152,7 +152,7 @@ def random_bits(key: jax.Array, m: int) -> jax.Array:
         >>> import jax
         >>> from goodhart_jax.rng import random_bits
         >>> with jax.threefry_partitionable(False):
-        ...     ref = jax.random.bits(jax.random.key(3), (8,))
+        ...     ref = jax.random.bits(jax.random.key(3), (8,), "uint32")
         >>> bool((random_bits(jax.random.key(3), 8) == ref).all())
         True
     """

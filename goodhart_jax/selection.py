@@ -1,6 +1,6 @@
 """Best-of-n selection on the proxy: exact (quadrature) and sampled (streaming Monte Carlo).
 
-Model A (DESIGN.md): ``U = V + X``; best-of-``n`` draws ``n`` independent pairs and keeps the
+Model A (docs/design.md): ``U = V + X``; best-of-``n`` draws ``n`` independent pairs and keeps the
 one with the largest ``U``.  Its true value is
 
     ``E[V_bon(n)] = ∫ E[V | U = u] · n F_U(u)^(n-1) f_U(u) du``,

@@ -111,7 +111,7 @@ def ref_log_cdf(name, p, x):
 
 @functools.lru_cache(maxsize=None)
 def ref_pdf_fn(name, p):
-    """Density (an mpmath function) written from the definitions in DESIGN.md."""
+    """Density (an mpmath function) written from the definitions in docs/design.md."""
     if name == "normal":
         loc, sc = map(_mpf, p)
         return lambda x: mp.npdf((x - loc) / sc) / sc

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-import experiments
+from goodhart_jax import experiments
 from goodhart_jax import cli
 from goodhart_jax.results import load_json
 

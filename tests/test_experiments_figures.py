@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, stats
 
-import experiments
+from goodhart_jax import experiments
 from goodhart_jax.results import load_json
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-import experiments
+from goodhart_jax import experiments
 from goodhart_jax import lab
 from goodhart_jax.results import load_json
 

@@ -319,7 +319,7 @@ def test_cli_bad_input_exit_2_one_line(setting, name, tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- experiment
 def test_mesa_dashboard_quick(tmp_path):
-    import experiments
+    from goodhart_jax import experiments
 
     numbers = experiments.run("mesa_dashboard", quick=True, out=tmp_path, seed=0)
     for name in ("dashboard.png", "population.png", "numbers.json", "manifest.json"):

@@ -12,8 +12,7 @@ import jax
 import numpy as np
 import pytest
 
-import experiments
-from goodhart_jax import pressure
+from goodhart_jax import experiments, pressure
 from goodhart_jax.distributions import Normal, StudentT
 from goodhart_jax.pools import sample_pool, tilted_stats
 from goodhart_jax.results import load_json

@@ -319,7 +319,7 @@ def test_bad_input_names_the_parameter():
 # ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def phase_quick(tmp_path_factory):
-    import experiments
+    from goodhart_jax import experiments
 
     out = tmp_path_factory.mktemp("phase_diagram")
     numbers = experiments.run("phase_diagram", quick=True, out=out)
@@ -375,8 +375,8 @@ def test_phase_diagram_resumes(phase_quick, tmp_path, monkeypatch):
     done = len(saved["points"])
     assert 1 <= done < 5
 
-    import experiments
-    from experiments import phase_diagram
+    from goodhart_jax import experiments
+    from goodhart_jax.experiments import phase_diagram
     from goodhart_jax.results import to_jsonable
 
     calls = []
@@ -403,7 +403,7 @@ def test_phase_diagram_resumes(phase_quick, tmp_path, monkeypatch):
 
 @pytest.mark.slow  # the whole experiment (27 s); its exact values are also checked above
 def test_independence_quick(tmp_path):
-    import experiments
+    from goodhart_jax import experiments
 
     numbers = experiments.run("independence", quick=True, out=tmp_path)
     saved = json.loads((tmp_path / "numbers.json").read_text())
@@ -423,7 +423,7 @@ def test_independence_quick(tmp_path):
 
 
 def test_experiment_tunables_are_validated(tmp_path):
-    import experiments
+    from goodhart_jax import experiments
 
     with pytest.raises(ValueError, match="gennorm_exponents"):
         experiments.run("phase_diagram", quick=True, out=tmp_path,

@@ -1,4 +1,4 @@
-"""Learned proxies: extremal Goodhart in a synthetic RLHF lab (DESIGN.md, section E).
+"""Learned proxies: extremal Goodhart in a synthetic RLHF lab (docs/design.md, section E).
 
 Everything so far in goodhart_jax takes the proxy's error as given.  Here the proxy is a
 learned reward model, good where it was trained and extrapolating badly where a policy goes

@@ -18,7 +18,7 @@ rewards are integrated exactly and MLP rewards with less variance); the KL in cl
 Every step records the gold reward, the proxy reward (same samples) and the KL, inside one
 ``lax.scan``.
 
-Closed forms (DESIGN.md, section E): linear gold ``w*.x``, linear proxy ``w.x``: the optimum
+Closed forms (docs/design.md, section E): linear gold ``w*.x``, linear proxy ``w.x``: the optimum
 of ``J`` is ``N(w / beta, I)`` with gold ``w*.w / beta`` and ``KL = |w|^2 / (2 beta^2)``
 (:func:`linear_policy_optimum`); best-of-n has gold ``(w*.w / |w|) e_n``, ``e_n`` the expected
 maximum of ``n`` standard normals (:func:`linear_best_of_n_gold`).

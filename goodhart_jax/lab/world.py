@@ -1,7 +1,7 @@
 """The synthetic RLHF world: gold reward, reward models (MLPs in plain JAX), labels, training.
 
 A fixed gold reward ``r*(x)`` on ``x in R^d`` and the base policy ``pi0 = N(0, I)``
-(DESIGN.md, section E).  Reward models are small MLPs written in plain ``jnp`` (no neural
+(docs/design.md, section E).  Reward models are small MLPs written in plain ``jnp`` (no neural
 network library), trained with optax on ``N`` points drawn from ``pi0``, labelled by the gold
 reward plus noise from any goodhart_jax law, or by Bradley–Terry preferences between pairs of
 points whose probabilities come from the gold reward (the synthetic set-up of Gao, Schulman &

@@ -1,6 +1,6 @@
 """Model B: the mesa-optimisation simulator (formulas, scatter, deceptive population).
 
-The model (DESIGN.md, section B), with ``P`` the optimisation pressure:
+The model (docs/design.md, section B), with ``P`` the optimisation pressure:
 
 * misalignment ``delta = shift (1 - rho)``;
 * proxy performance ``P`` (the proxy rises linearly with pressure);

@@ -1,6 +1,6 @@
 """The mesa model's formulas, its best pressure (closed form and optax search) and its scatter.
 
-With ``P`` the optimisation pressure (DESIGN.md, section B): ``delta = shift (1 - rho)``,
+With ``P`` the optimisation pressure (docs/design.md, section B): ``delta = shift (1 - rho)``,
 proxy ``P``, true ``P rho - delta P^2``, gap ``P - true``,
 ``P(deception) = sigmoid(capability / 20 - 5 oversight)``, best pressure ``rho / (2 delta)``
 (unbounded when ``delta = 0``), and the proxy-true scatter of the training and deployment

@@ -2,7 +2,7 @@
 
 Each model's capability is drawn on ``[0, 200]``; it is deceptive with
 ``P(deception) = sigmoid(capability / 20 - 5 oversight_eval)``, scores like an aligned model
-under evaluation and defects in deployment when unwatched (DESIGN.md, section B).
+under evaluation and defects in deployment when unwatched (docs/design.md, section B).
 """
 
 from __future__ import annotations

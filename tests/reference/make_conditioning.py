@@ -59,7 +59,7 @@ HALF = mpf("0.5")  # exact in binary at every precision
 
 
 # ----------------------------------------------------------------------------------------------
-# distributions (definitions from DESIGN.md, written from scratch in mpmath)
+# distributions (definitions from docs/design.md, written from scratch in mpmath)
 # ----------------------------------------------------------------------------------------------
 
 SIGNATURES = {
