@@ -109,9 +109,7 @@ def _sum_family(key, mask, dist, t):
 
 
 def _sum_engine_family(key, mask, dist, t):
-    from goodhart_jax import sampling
-
-    h1, h2 = sampling._engine_halves(key, dist, mask.shape[0] // 2, t.dtype)
+    h1, h2 = dist.sample_halves(key, mask.shape[0] // 2, t.dtype)
     return h1.sum() + h2.sum()
 
 

@@ -97,7 +97,7 @@ def main(quick: bool, out: Path, seed: int, *, max_power: int = 8, pool_size: in
     ``n <= 4^6``, no exact curves (they are compile-bound: about ten seconds per pair of laws).
     """
     jax.config.update("jax_enable_x64", True)
-    from goodhart_jax._validation import check_positive_int
+    from goodhart_jax.validation import check_positive_int
 
     max_power = check_positive_int("max_power", max_power, minimum=1)
     pool_size = check_positive_int("pool_size", pool_size, minimum=1024)

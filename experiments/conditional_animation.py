@@ -77,7 +77,7 @@ def main(quick: bool, out: Path, seed: int, *, value: str = "gennorm(p=1.0)",
     is unused (everything is exact).  Quick mode: at most 6 frames and a small GIF.
     """
     jax.config.update("jax_enable_x64", True)
-    from goodhart_jax._validation import check_param, check_positive_int
+    from goodhart_jax.validation import check_param, check_positive_int
 
     value_dist, error_dist = gj.parse_dist(value), gj.parse_dist(error)
     check_param("t_max", t_max, lo=0.0, lo_open=True, hi=1e4)

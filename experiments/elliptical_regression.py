@@ -39,7 +39,7 @@ def main(quick: bool, out: Path, seed: int, *, value_scale: float = 1.0, error_s
     ``seed`` is unused (everything is exact).
     """
     jax.config.update("jax_enable_x64", True)
-    from goodhart_jax._validation import check_param, check_positive_int
+    from goodhart_jax.validation import check_param, check_positive_int
 
     check_param("value_scale", value_scale, lo=0.0, lo_open=True)
     check_param("error_scale", error_scale, lo=0.0, lo_open=True)

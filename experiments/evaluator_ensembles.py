@@ -86,7 +86,7 @@ def main(quick: bool, out: Path, seed: int, *, ks: tuple = (1, 2, 4, 8, 16, 32, 
          exact: bool | None = None) -> dict:
     """Write ``evaluator_ensembles.png`` and ``numbers.json``; return the numbers."""
     jax.config.update("jax_enable_x64", True)
-    from goodhart_jax._validation import check_param, check_positive_int
+    from goodhart_jax.validation import check_param, check_positive_int
 
     ks = tuple(check_positive_int("ks", k) for k in ks)
     max_power = check_positive_int("max_power", max_power)

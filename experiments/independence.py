@@ -101,7 +101,7 @@ def main(quick: bool, out: Path, seed: int, *, t_max: float = 20.0, far_t_max: f
          thresholds_per_draw: int = 8) -> dict:
     """Write ``independence.png`` and ``numbers.json`` into ``out``; return the numbers."""
     jax.config.update("jax_enable_x64", True)
-    from goodhart_jax._validation import check_param, check_positive_int
+    from goodhart_jax.validation import check_param, check_positive_int
 
     check_param("t_max", t_max, lo=1.0, hi=1e3)
     check_param("far_t_max", far_t_max, lo=10.0, hi=1e100)
@@ -155,7 +155,7 @@ def main(quick: bool, out: Path, seed: int, *, t_max: float = 20.0, far_t_max: f
     e_wide = np.asarray(dependence.dependent_conditional_value(wide, t))
     s_u = math.sqrt(1.0 + kwa_scale ** 2)
     a = t / s_u
-    from goodhart_jax._special import log_ndtr  # the closed form for the normal pair
+    from goodhart_jax.special import log_ndtr  # the closed form for the normal pair
 
     closed = (1.0 / s_u) * np.exp(-0.5 * a * a - 0.5 * math.log(2 * math.pi)
                                   - np.asarray(log_ndtr(-a)))

@@ -60,7 +60,7 @@ def main(quick: bool, out: Path, seed: int, *, t_mark: float = 10.0, t_max: floa
     the value's exponent in the third case; ``seed`` is unused (everything is exact).
     """
     jax.config.update("jax_enable_x64", True)
-    from goodhart_jax._validation import check_param, check_positive_int
+    from goodhart_jax.validation import check_param, check_positive_int
 
     check_param("t_mark", t_mark, lo=0.0, lo_open=True, hi=200.0)
     check_param("t_max", t_max, lo=0.0, lo_open=True, hi=1e4)

@@ -37,7 +37,7 @@ import numpy as np
 
 import goodhart_jax as gj
 from goodhart_jax import lab, results, sweeps
-from goodhart_jax._validation import check_param, check_positive_int
+from goodhart_jax.validation import check_param, check_positive_int
 
 DEFAULTS = {"dim": 8, "gold_width": 64, "gold_depth": 2, "widths": (4, 16, 64),
             "label_counts": (128, 512, 2048), "betas": (0.03, 0.1, 0.3, 1.0), "seeds": 5,

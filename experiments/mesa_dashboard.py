@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 from goodhart_jax import mesa, results
-from goodhart_jax._validation import check_positive_int
+from goodhart_jax.validation import check_positive_int
 from goodhart_jax.plots.mesa import dashboard_figure, population_figure
 
 

@@ -51,7 +51,7 @@ def main(quick: bool, out: Path, seed: int, *, df: float = 3.0, pool_size: int =
          exact: bool | None = None, min_ess: float = 100.0) -> dict:
     """Write ``overoptimization.png``, ``optimal_pressure.png`` and ``numbers.json``; return numbers."""
     jax.config.update("jax_enable_x64", True)
-    from goodhart_jax._validation import check_param, check_positive_int
+    from goodhart_jax.validation import check_param, check_positive_int
 
     check_param("df", df, lo=1.0, lo_open=True)
     pool_size = check_positive_int("pool_size", pool_size, minimum=1024)

@@ -45,7 +45,7 @@ FULL_NU_X = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0]
 
 
 def _grid(name: str, values, default, *, lo: float, lo_open: bool = True) -> list[float]:
-    from goodhart_jax._validation import check_param
+    from goodhart_jax.validation import check_param
 
     if values is None:
         return list(default)
@@ -159,7 +159,7 @@ def main(quick: bool, out: Path, seed: int, *, gennorm_exponents: list | None = 
     14 x 14 gennorm exponents and 10 x 10 Student-t degrees of freedom (full).
     """
     jax.config.update("jax_enable_x64", True)
-    from goodhart_jax._validation import check_param, check_positive_int
+    from goodhart_jax.validation import check_param, check_positive_int
 
     cs = _grid("gennorm_exponents", gennorm_exponents, QUICK_C if quick else FULL_C, lo=0.0)
     nu_v = _grid("df_values", df_values, QUICK_NU_V if quick else FULL_NU_V, lo=1.0)

@@ -58,7 +58,7 @@ def main(quick: bool, out: Path, seed: int, *, value: str = "normal",
     ``seed`` is unused (everything is exact).
     """
     jax.config.update("jax_enable_x64", True)
-    from goodhart_jax._validation import check_param, check_positive_int
+    from goodhart_jax.validation import check_param, check_positive_int
 
     value_dist, error_dist = gj.parse_dist(value), gj.parse_dist(error)
     check_param("x_max", x_max, lo=0.0, lo_open=True, hi=1e6)

@@ -25,7 +25,7 @@ def main(quick: bool, out: Path, seed: int, *, t_max: float = 40.0, max_bits: fl
          mc_samples: int = 1_000_000) -> dict:
     """Write ``tails_come_apart.png`` and ``numbers.json`` into ``out``; return the numbers."""
     jax.config.update("jax_enable_x64", True)
-    from goodhart_jax._validation import check_param, check_positive_int
+    from goodhart_jax.validation import check_param, check_positive_int
 
     check_param("t_max", t_max, lo=0.0, lo_open=True)
     check_param("max_bits", max_bits, lo=1.0, hi=3000.0)

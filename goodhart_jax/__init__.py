@@ -102,10 +102,10 @@ from goodhart_jax.lab import (
     train_proxy,
 )
 
-from goodhart_jax import _source_tree, compile_cache
+from goodhart_jax import source_tree, compile_cache
 
 compile_cache.enable()  # JAX's persistent compilation cache (GOODHART_JAX_CACHE=0: off)
-_source_tree.install()  # a checkout on PYTHONPATH: experiments/ is goodhart_jax.experiments
+source_tree.install()  # a checkout on PYTHONPATH: experiments/ is goodhart_jax.experiments
 
 
 def _version() -> str:

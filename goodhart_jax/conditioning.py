@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from goodhart_jax._validation import check_finite, is_concrete
+from goodhart_jax.validation import check_finite, is_concrete
 from goodhart_jax.distributions import Distribution, parse_dist
 from goodhart_jax.quadrature import (anchored_rule, at_nodes, neighbour_widths, panel_middles,
                                      side_lengths)
@@ -52,15 +52,14 @@ _NEWTON_STEPS = 8
 _DROP_LADDER = 2.0 ** np.arange(-20, 6)
 
 
-def _dists(value, error) -> tuple[Distribution, Distribution]:
+def as_distributions(value, error) -> tuple[Distribution, Distribution]:
     value, error = parse_dist(value), parse_dist(error)
     return value, error
 
 
-as_distributions = _dists  # public name for other modules
 
 
-def _check_value_mean(value: Distribution) -> None:
+def check_value_mean(value: Distribution) -> None:
     """``ValueError`` unless ``value`` has a finite mean (concrete parameters only).
 
     The verdict is remembered per family structure and parameter values: evaluating ``mean()``
@@ -608,7 +607,7 @@ def log_tail_prob(value, error, t) -> jax.Array:
         >>> float(gj.log_tail_prob(gj.Normal(), gj.Normal(), 0.0))  # doctest: +ELLIPSIS
         -0.693...
     """
-    value, error = _dists(value, error)
+    value, error = as_distributions(value, error)
     check_finite("t", t)
     return _batched(_tail_only, value, error, t)
 
@@ -632,8 +631,8 @@ def conditional_value(value, error, t) -> jax.Array:
         >>> round(float(gj.conditional_value(gj.Normal(), gj.StudentT(3.0), 10.0)), 6)
         0.304751
     """
-    value, error = _dists(value, error)
-    _check_value_mean(value)
+    value, error = as_distributions(value, error)
+    check_value_mean(value)
     check_finite("t", t)
     return _batched(_tail_terms, value, error, t, post=_post_value)
 
@@ -672,8 +671,8 @@ def log_value_excess(value, error, t) -> tuple[jax.Array, jax.Array]:
         >>> round(math.exp(float(log_d)) * 1e6, 3)  # Var(V) f_X(t) / S_X(t) ~ 3 / t
         3.0
     """
-    value, error = _dists(value, error)
-    _check_value_mean(value)
+    value, error = as_distributions(value, error)
+    check_value_mean(value)
     check_finite("t", t)
     return _batched(_tail_terms, value, error, t, post=_post_excess)
 
@@ -757,8 +756,8 @@ def value_given_proxy(value, error, u) -> jax.Array:
         >>> round(float(gj.value_given_proxy(gj.Normal(), gj.Normal(0.0, 2.0), 5.0)), 6)
         1.0
     """
-    value, error = _dists(value, error)
-    _check_value_mean(value)
+    value, error = as_distributions(value, error)
+    check_value_mean(value)
     check_finite("u", u)
     return _batched(_proxy_terms, value, error, u, post=_post_proxy)
 
@@ -787,7 +786,7 @@ def conditional_density(value, error, v, t) -> jax.Array:
         >>> round(float(gj.conditional_density(gj.Normal(), gj.Normal(), 0.0, 0.0)), 6)
         0.398942
     """
-    value, error = _dists(value, error)
+    value, error = as_distributions(value, error)
     check_finite("t", t)
     t = _float_array(t)
     log_p = _batched(_tail_only, value, error, t)  # one quadrature per threshold, then broadcast

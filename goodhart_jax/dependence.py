@@ -45,10 +45,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import erfcx
 
-from goodhart_jax import _special
-from goodhart_jax._validation import check_finite, check_param, check_positive_int, is_concrete
+from goodhart_jax import special
+from goodhart_jax.validation import check_finite, check_param, check_positive_int, is_concrete
 from goodhart_jax.quadrature import anchored_rule, at_nodes, merge_widths
-from goodhart_jax.sampling import Estimate
+from goodhart_jax.numerics import Estimate
 
 __all__ = [
     "GatedProxy",
@@ -154,8 +154,8 @@ def _log_gate_rel(model, t, v, w):
     z = (x0s + w) / s
     rel_far = (0.5 * w * (2.0 * hi - w) - (2.0 * x0s + w) * w / (2.0 * s * s)
                + _log_mills(z) - _log_mills(z0))
-    direct = -0.5 * v * v - _HALF_LOG_2PI + _special.log_ndtr(-(jnp.where(far, 0.0, x0) + w) / s)
-    ref = jnp.where(far, -0.5 * hi * hi - _HALF_LOG_2PI + _special.log_ndtr(-z0), 0.0)
+    direct = -0.5 * v * v - _HALF_LOG_2PI + special.log_ndtr(-(jnp.where(far, 0.0, x0) + w) / s)
+    ref = jnp.where(far, -0.5 * hi * hi - _HALF_LOG_2PI + special.log_ndtr(-z0), 0.0)
     return jnp.where(far, rel_far, direct), ref
 
 
@@ -185,7 +185,7 @@ def _terms(model, t):
     z_hi = (t - hi) / s
     zp = jnp.maximum(z_hi, 0.0)
     hazard = jnp.where(z_hi > 0, jnp.exp(-_log_mills(zp)),
-                       jnp.exp(-0.5 * z_hi * z_hi - _HALF_LOG_2PI - _special.log_ndtr(-z_hi)))
+                       jnp.exp(-0.5 * z_hi * z_hi - _HALF_LOG_2PI - special.log_ndtr(-z_hi)))
     slope = -hi + hazard / s
     w_hi = jnp.where(slope > 0, jnp.minimum(tau, 1.0 / jnp.where(slope > 0, slope, 1.0)), tau)
     mode = jnp.clip(t / (1.0 + s * s), lo, hi)
@@ -212,12 +212,12 @@ def _terms(model, t):
     log_in_neg = _lse(jnp.where(v < 0, log_g + log_abs_v, -jnp.inf))
     # outside the gate, X = 0: V >= max(t, hi), and V in [t, lo) when t < lo
     c = jnp.maximum(t, hi)
-    log_up = _special.log_ndtr(-c)
+    log_up = special.log_ndtr(-c)
     log_up_v = -0.5 * c * c - _HALF_LOG_2PI  # E[V 1{V >= c}] = phi(c) > 0
     below = fin_lo & (t < lo)
     lo_s = jnp.where(below, lo, 1.0)
     t_s = jnp.where(below, t, 0.0)
-    log_low = jnp.where(below, _log_diff(_special.log_ndtr(lo_s), _special.log_ndtr(t_s)), -jnp.inf)
+    log_low = jnp.where(below, _log_diff(special.log_ndtr(lo_s), special.log_ndtr(t_s)), -jnp.inf)
     # E[V 1{t <= V < lo}] = phi(t) - phi(lo): positive part phi(t), negative part phi(lo)
     log_phi_t = jnp.where(below, -0.5 * t_s * t_s - _HALF_LOG_2PI, -jnp.inf)
     log_phi_lo = jnp.where(below, -0.5 * lo_s * lo_s - _HALF_LOG_2PI, -jnp.inf)
@@ -332,7 +332,7 @@ def _cmc_chunk(key, model, t):
     # integrate X out given V: p(v) = 1{v in gate} S((t - v)/s) + 1{v outside} 1{v >= t}
     v = jax.random.normal(key, (_CHUNK,), t.dtype)[:, None]
     inside = (v >= model.lo) & (v <= model.hi)
-    p_in = jnp.exp(_special.log_ndtr(-(t[None, :] - v) / model.scale))
+    p_in = jnp.exp(special.log_ndtr(-(t[None, :] - v) / model.scale))
     p = jnp.where(inside, p_in, (v >= t[None, :]).astype(t.dtype))
     a = v * p
     return jnp.stack([p.sum(0), a.sum(0), (p * p).sum(0), (a * a).sum(0), (a * p).sum(0)])

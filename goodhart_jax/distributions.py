@@ -48,8 +48,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy import special as jsp
 
-from goodhart_jax import _special, rng
-from goodhart_jax._validation import check_param, check_positive_int, is_concrete
+from goodhart_jax import rng, special
+from goodhart_jax.validation import check_param, check_positive_int, is_concrete
 from goodhart_jax.numerics import as_float as _as_float
 from goodhart_jax.numerics import float_dtype as _float_dtype
 from goodhart_jax.numerics import log1mexp as _log1mexp
@@ -666,7 +666,7 @@ class Normal(_LocScale):
 
     @staticmethod
     def _std_log_sf(z):
-        return _special.log_ndtr(-z)
+        return special.log_ndtr(-z)
 
     @staticmethod
     def _std_log_mean_excess(z):
@@ -721,15 +721,15 @@ class StudentT(_LocScale):
         super().__init__(df=df, loc=loc, scale=scale)
 
     def _std_log_prob(self, z):
-        return _special.t_log_pdf(z, self.df)
+        return special.t_log_pdf(z, self.df)
 
     def _std_log_sf(self, z):
-        return _special.t_log_sf(z, self.df)
+        return special.t_log_sf(z, self.df)
 
     def _std_log_mean_excess(self, z):
         # E[T 1{T > z}] = (df + z^2) / (df - 1) f(z)  (df > 1)
         _require_mean(self, "df", self.df, 1.0)
-        return (jnp.log(self.df) + _special.t_log1p_sq(z, self.df) - jnp.log(self.df - 1.0)
+        return (jnp.log(self.df) + special.t_log1p_sq(z, self.df) - jnp.log(self.df - 1.0)
                 + self._std_log_prob(z))
 
     def mean(self):
@@ -792,14 +792,14 @@ class GenNormal(_LocScale):
         return jnp.log(p) - jnp.log(2.0) - jsp.gammaln(1.0 / p) - _abs_pow(z, p)
 
     def _std_log_sf(self, z):
-        return _special.gennorm_log_sf(z, self.p)
+        return special.gennorm_log_sf(z, self.p)
 
     def _std_log_mean_excess(self, z):
         # E[Z 1{Z > z}] = Gamma(2/p, |z|^p) / (2 Gamma(1/p)), symmetric in z
         p = self.p
         t = jnp.abs(jnp.asarray(z))
         pos = t > 0
-        lq = _special.log_gammaincc(2.0 / p, _abs_pow(jnp.where(pos, t, 1.0), p))
+        lq = special.log_gammaincc(2.0 / p, _abs_pow(jnp.where(pos, t, 1.0), p))
         return (jsp.gammaln(2.0 / p) - jsp.gammaln(1.0 / p) - jnp.log(2.0)
                 + jnp.where(pos, lq, 0.0))
 
@@ -899,11 +899,11 @@ class LogNormal(Distribution):
 
     def log_sf(self, x):
         pos, a, _ = self._a(x)
-        return jnp.where(pos, _special.log_ndtr(-a), 0.0)
+        return jnp.where(pos, special.log_ndtr(-a), 0.0)
 
     def log_cdf(self, x):
         pos, a, _ = self._a(x)
-        return jnp.where(pos, _special.log_ndtr(a), -jnp.inf)
+        return jnp.where(pos, special.log_ndtr(a), -jnp.inf)
 
     def mean(self):
         return self.loc + jnp.exp(0.5 * _as_float(self.sigma) ** 2)
@@ -922,8 +922,8 @@ class LogNormal(Distribution):
         pos, a, _ = self._a(y)
         s = self.sigma
         c = jnp.where(a > 0.5 * s, a, s - a)
-        hi = _special.log_ndtr(s - c)  # log P(Z > c - s)
-        lo = _special.log_ndtr(-c)  # log P(Z > c)
+        hi = special.log_ndtr(s - c)  # log P(Z > c - s)
+        lo = special.log_ndtr(-c)  # log P(Z > c)
         val = 0.5 * s * s + hi + jnp.log(-jnp.expm1(lo - hi))
         return jnp.where(pos, val, -jnp.inf)
 
@@ -1057,7 +1057,7 @@ class Levy(Distribution):
         y = jnp.exp(log_y)
         small = y < 0.5
         near_one = jnp.log1p(-jsp.erf(_safe(small, y, 0.25)))
-        tail = jnp.log(2.0) + _special.log_ndtr(-jnp.sqrt(2.0) * _safe(small, 1.0, y))
+        tail = jnp.log(2.0) + special.log_ndtr(-jnp.sqrt(2.0) * _safe(small, 1.0, y))
         return jnp.where(pos, jnp.where(small, near_one, tail), -jnp.inf)
 
     def mean(self):

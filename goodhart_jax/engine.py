@@ -57,7 +57,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from goodhart_jax import progress as _progress
 from goodhart_jax import rng
-from goodhart_jax._validation import check_positive_int
+from goodhart_jax.validation import check_positive_int
 
 __all__ = [
     "stream",

@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from goodhart_jax._validation import check_param, check_positive_int, is_concrete
+from goodhart_jax.validation import check_param, check_positive_int, is_concrete
 from goodhart_jax.optimize import SearchResult, maximize
 
 __all__ = [

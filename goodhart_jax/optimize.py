@@ -51,7 +51,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from goodhart_jax._validation import check_param, check_positive_int
+from goodhart_jax.validation import check_param, check_positive_int
 from goodhart_jax.numerics import newton_polish
 
 __all__ = [

@@ -35,10 +35,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from goodhart_jax._validation import check_param, check_positive_int, is_concrete
+from goodhart_jax.validation import check_param, check_positive_int, is_concrete
 from goodhart_jax.distributions import parse_dist
 from goodhart_jax.numerics import float_dtype
-from goodhart_jax.sampling import Estimate
+from goodhart_jax.numerics import Estimate
 
 __all__ = [
     "Pool",
@@ -118,7 +118,7 @@ def sample_pool(key: Array, value, error, size: int, *, dtype=None) -> Pool:
     Args:
         key: PRNG key (explicit).
         value, error: distributions (or spec strings; ``error`` may be a
-            :class:`goodhart_jax.selection.MeanOf`).
+            :class:`goodhart_jax.distributions.MeanOf`).
         size: ``N >= 1`` (``1e7`` is fine on a CPU: 80 MB per float64 array).
         dtype: float dtype (default: JAX's default float).
 

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from goodhart_jax._validation import check_param, check_positive_int
+from goodhart_jax.validation import check_param, check_positive_int
 from goodhart_jax.conditioning import as_distributions, conditional_value
 from goodhart_jax.optimize import (
     SearchResult,

@@ -261,7 +261,7 @@ def classify_trend(t, excess, *, slope_tol: float = 0.02) -> tuple[str, float, f
         >>> classify_trend(t, 3.0 / np.sqrt(t))[0]
         'catastrophic'
     """
-    from goodhart_jax._validation import check_param
+    from goodhart_jax.validation import check_param
 
     check_param("slope_tol", slope_tol, lo=0.0, lo_open=True)
     t = np.asarray(t, dtype=float)
@@ -352,7 +352,7 @@ def numerical_regime(value, error, *, max_nats: float = 1e8, t_cap: float = 1e15
     """
     import jax
 
-    from goodhart_jax._validation import check_param, check_positive_int
+    from goodhart_jax.validation import check_param, check_positive_int
     from goodhart_jax.distributions import parse_dist
 
     check_param("max_nats", max_nats, lo=10.0, hi=1e12)

@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 
 from goodhart_jax import engine, rng
-from goodhart_jax._validation import check_finite, check_positive_int
-from goodhart_jax.conditioning import _check_value_mean, _dists
+from goodhart_jax.validation import check_finite, check_positive_int
+from goodhart_jax.conditioning import check_value_mean, as_distributions
 from goodhart_jax.distributions import Distribution
 from goodhart_jax.numerics import Estimate, float_dtype, mean_estimate, ratio_estimate
 
@@ -191,8 +191,8 @@ def sample_conditional_value(key: jax.Array, value, error, t, *, num_samples: in
         >>> abs(float(est.mean) - 0.91633) < 5 * float(est.stderr)  # exact: gj.conditional_value
         True
     """
-    value, error = _dists(value, error)
-    _check_value_mean(value)
+    value, error = as_distributions(value, error)
+    check_value_mean(value)
     check_finite("t", t)
     num_samples = check_positive_int("num_samples", num_samples)
     if chunk_size is not None:

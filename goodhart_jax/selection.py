@@ -30,12 +30,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from goodhart_jax import engine
-from goodhart_jax._validation import check_param, check_positive_int, is_concrete
-from goodhart_jax.conditioning import (_check_value_mean, _dists, bucket_size, cast_parameters, unpad,
+from goodhart_jax.validation import check_param, check_positive_int, is_concrete
+from goodhart_jax.conditioning import (check_value_mean, as_distributions, bucket_size, cast_parameters, unpad,
                                        tail_and_proxy_quadrature, tail_quadrature)
-from goodhart_jax.distributions import Distribution, _float_dtype
+from goodhart_jax.distributions import Distribution
+from goodhart_jax.numerics import float_dtype
 from goodhart_jax.quadrature import gauss_legendre
-from goodhart_jax.sampling import Estimate
+from goodhart_jax.numerics import Estimate
 
 __all__ = [
     "kl_best_of_n",
@@ -412,8 +413,8 @@ def best_of_n_value(value, error, n) -> Array:
         >>> round(float(gj.best_of_n_value(gj.Normal(), gj.Normal(), 2.0)), 6)  # 0.5642 / sqrt 2
         0.398942
     """
-    value, error = _dists(value, error)
-    _check_value_mean(value)
+    value, error = as_distributions(value, error)
+    check_value_mean(value)
     check_param("n", n, lo=1.0, owner="best_of_n_value")
     return _best_of_n(value, error, n)[0]
 
@@ -431,8 +432,8 @@ def best_of_n_quantile(value, error, n) -> tuple[Array, Array]:
         >>> abs(float(u)) < 1e-6
         True
     """
-    value, error = _dists(value, error)
-    _check_value_mean(value)
+    value, error = as_distributions(value, error)
+    check_value_mean(value)
     check_param("n", n, lo=1.0, owner="best_of_n_quantile")
     return _best_of_n(value, error, n)[1:]
 
@@ -502,12 +503,12 @@ def sample_best_of_n_value(key: Array, value, error, n: int, *, num_draws: int,
         >>> abs(float(est.mean) - 1.0294 / 2**0.5) < 4 * float(est.stderr)
         True
     """
-    value, error = _dists(value, error)
+    value, error = as_distributions(value, error)
     n = check_positive_int("n", n, owner="sample_best_of_n_value")
     num_draws = check_positive_int("num_draws", num_draws, minimum=2, owner="sample_best_of_n_value")
     chunk_size = check_positive_int("chunk_size", chunk_size, owner="sample_best_of_n_value")
     block_size = check_positive_int("block_size", block_size, owner="sample_best_of_n_value")
-    dtype = _float_dtype(dtype)
+    dtype = float_dtype(dtype)
     block = min(block_size, n)
     mean = value.mean()
     center = jnp.asarray(jnp.where(jnp.isfinite(mean), mean, 0.0), dtype)

@@ -17,14 +17,8 @@ import numpy as np
 import pytest
 
 import goodhart_jax as gj  # noqa: F401  (x64 from conftest)
-from goodhart_jax.distributions import Levy, Normal, StudentT
-from goodhart_jax.selection import (
-    MeanOf,
-    best_of_n_value,
-    kl_best_of_n,
-    mean_of,
-    sample_best_of_n_value,
-)
+from goodhart_jax.distributions import Levy, MeanOf, Normal, StudentT, mean_of
+from goodhart_jax.selection import best_of_n_value, kl_best_of_n, sample_best_of_n_value
 
 # mpmath, dps 20, by _mpmath_t3_reference (V ~ N(0, 1), X ~ t(3)); the grid-convolution
 # values (good to ~1e-3) are 0.3403, 0.8710, 0.6750, 0.3495.

@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from goodhart_jax._validation import check_param, check_positive_int, is_concrete
+from goodhart_jax.validation import check_param, check_positive_int, is_concrete
 from goodhart_jax.lab.world import (
     MLPParams,
     PreferenceLabels,

@@ -38,11 +38,11 @@ import numpy as np
 import optax
 
 from goodhart_jax import engine
-from goodhart_jax._validation import check_param, check_positive_int
+from goodhart_jax.validation import check_param, check_positive_int
 from goodhart_jax.distributions import Normal
 from goodhart_jax.lab.ensembles import apply_scorer, scorer_parts
 from goodhart_jax.lab.world import Reward, check_dim, float_dtype
-from goodhart_jax.sampling import Estimate
+from goodhart_jax.numerics import Estimate
 from goodhart_jax.selection import best_of_n_value, kl_best_of_n
 
 __all__ = [

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from goodhart_jax import engine
-from goodhart_jax._validation import check_param, check_positive_int
+from goodhart_jax.validation import check_param, check_positive_int
 from goodhart_jax.distributions import parse_dist
 from goodhart_jax.lab.ensembles import OBJECTIVES, aggregate, fit_ensemble
 from goodhart_jax.lab.policies import (

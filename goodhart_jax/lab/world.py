@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from goodhart_jax._validation import check_param, check_positive_int, is_concrete
+from goodhart_jax.validation import check_param, check_positive_int, is_concrete
 from goodhart_jax.distributions import Distribution, parse_dist
 
 __all__ = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from goodhart_jax._validation import check_param
+from goodhart_jax.validation import check_param
 
 __all__ = ["CAPABILITY_MAX", "DOMAINS", "check_params"]
 

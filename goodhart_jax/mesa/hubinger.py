@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from goodhart_jax._validation import is_concrete
+from goodhart_jax.validation import is_concrete
 from goodhart_jax.mesa.domains import DOMAINS, check_params
 
 __all__ = ["ToyPayoffs", "hubinger_toy"]

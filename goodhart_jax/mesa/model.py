@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from goodhart_jax._validation import check_positive_int
+from goodhart_jax.validation import check_positive_int
 from goodhart_jax.mesa.domains import check_params
 from goodhart_jax.numerics import as_float
 from goodhart_jax.optimize import SearchResult, maximize

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from goodhart_jax._validation import check_positive_int
+from goodhart_jax.validation import check_positive_int
 from goodhart_jax.mesa.domains import CAPABILITY_MAX, check_params
 from goodhart_jax.mesa.model import deception_probability
 from goodhart_jax.numerics import as_float
