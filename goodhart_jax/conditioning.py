@@ -439,9 +439,13 @@ def _log_p(value, error, t, log_a, log_b):
     log_sx = jnp.where(below, 0.0, error.log_sf(jnp.where(below, c + 1.0, t - c)))
     log_s = jnp.logaddexp(log_sx, log_b)
     log_p = log_s + jnp.log1p(-jnp.exp(jnp.minimum(log_a - log_s, 0.0)))
-    # the domain's end moves with t (and X's parameters): it bounds A if below c, else B
-    log_p = _edge_correction(log_p, jnp.where(below, -jnp.inf, log_fx_edge + value.log_sf(edge)), edge)
-    return _edge_correction(log_p, jnp.where(below, log_fx_edge + value.log_cdf(edge), -jnp.inf),
+    # the domain's end moves with t (and X's parameters): it bounds A if below c, else B.
+    # V's tails are read at a finite point when there is no end (a family's derivative at
+    # infinity may be NaN, and a NaN times the zero cotangent of the unused branch is NaN)
+    edge_v = jnp.where(jnp.isfinite(edge), edge, c)
+    log_p = _edge_correction(log_p, jnp.where(below, -jnp.inf, log_fx_edge + value.log_sf(edge_v)),
+                             edge)
+    return _edge_correction(log_p, jnp.where(below, log_fx_edge + value.log_cdf(edge_v), -jnp.inf),
                             edge, sign=-1.0)
 
 
@@ -454,8 +458,9 @@ def _tail_terms(value, error, t):
     log_a, log_b = _lse_one_pass_pair(a_terms, b_terms, y < _split(value, y.dtype), ref_a, ref_b)
     log_p = _log_p(value, error, t, log_a, log_b)
     edge, log_fx_edge = _upper_edge(error, t)
+    edge_v = jnp.where(jnp.isfinite(edge), edge, _split(value, y.dtype))
     log_n = _edge_correction(_lse_one_pass(n_terms, ref_n),
-                             log_fx_edge + value.log_mean_excess(edge), edge)
+                             log_fx_edge + value.log_mean_excess(edge_v), edge)
     return log_p, log_n
 
 

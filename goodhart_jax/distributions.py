@@ -422,19 +422,22 @@ _W_NODES, _W_LOG_WEIGHTS = _w_rule()
 def tail_integral_log(log_tail, y, log_scale, sign):
     """``log ∫_0^∞ T(y + sign u) du`` by fixed nodes ``u = s expm1(w)``, ``s = e^log_scale``.
 
-    ``log_tail`` is ``log T`` (``log S`` going right, ``log F`` going left), vectorised;
-    ``log_scale`` the local decay length (``log(T / f)`` at ``y``: exact scaling for an
-    exponential tail).  Accurate to ~1e-12 relative for tails that decay at least like
-    ``u^-2.5`` beyond the scale.
+    ``log_tail(x, sign)`` is ``log T`` (``log S`` where ``sign > 0``, going right; ``log F``
+    going left), vectorised; ``log_scale`` the local decay length (``log(T / f)`` at ``y``:
+    exact scaling for an exponential tail); ``sign`` is ``+1`` or ``-1`` per ``y``.  Accurate to
+    ~1e-12 relative for tails that decay at least like ``u^-2.5`` beyond the scale.
     """
     dtype = jnp.result_type(y)
     w = jnp.asarray(_W_NODES, dtype)
     lw = jnp.asarray(_W_LOG_WEIGHTS, dtype)
     s = jnp.exp(log_scale)[..., None]
-    u = s * jnp.expm1(w)
-    terms = log_tail(y[..., None] + sign * u) + log_scale[..., None] + w + lw
-    terms = jnp.where(jnp.isnan(terms), -jnp.inf, terms)
-    m = jnp.max(terms, axis=-1, keepdims=True)
+    sign = jnp.asarray(sign, dtype)[..., None]
+    x = y[..., None] + sign * (s * jnp.expm1(w))
+    ok = jnp.isfinite(x)
+    x = jnp.where(ok, x, y[..., None])  # nodes past the float range hold nothing
+    lt = log_tail(x, sign)
+    terms = jnp.where(ok & ~jnp.isnan(lt), lt, -jnp.inf) + log_scale[..., None] + w + lw
+    m = jax.lax.stop_gradient(jnp.max(terms, axis=-1, keepdims=True))
     m = jnp.where(jnp.isfinite(m), m, 0.0)
     return m[..., 0] + jnp.log(jnp.sum(jnp.exp(terms - m), axis=-1))
 
@@ -447,11 +450,12 @@ def _generic_log_mean_excess(dist: Distribution, y: jax.Array, m: jax.Array) -> 
     lf = dist.log_prob(y)
     log_scale = jax.lax.stop_gradient(jnp.clip(lt - lf, -600.0, 600.0))
     log_scale = jnp.where(jnp.isnan(log_scale), 0.0, log_scale)
-    right = tail_integral_log(dist.log_sf, y, log_scale, 1.0)
-    left = tail_integral_log(dist.log_cdf, y, log_scale, -1.0)
+    sign = jnp.where(upper, 1.0, -1.0)
+    integral = tail_integral_log(lambda x, sg: dist.log_cdf_or_sf(x, sg > 0), y, log_scale, sign)
     gap = jnp.abs(y - m)
-    first = jnp.where(gap > 0, jnp.log(jnp.where(gap > 0, gap, 1.0)), -jnp.inf) + lt
-    val = jnp.logaddexp(first, jnp.where(upper, right, left))
+    pos = gap > 0
+    first = jnp.where(pos, jnp.log(jnp.where(pos, gap, 1.0)) + lt, -jnp.inf)
+    val = jnp.logaddexp(first, integral)
     return jnp.where(jnp.isnan(val), -jnp.inf, val)
 
 

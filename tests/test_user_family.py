@@ -11,14 +11,15 @@ forms), as value and as error.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import mpmath as mp
 import numpy as np
 import pytest
-import scipy.integrate as si
 from scipy import special as ss
 
 import goodhart_jax as gj
@@ -81,161 +82,91 @@ class Gumbel(gj.Distribution):
         return jnp.asarray(self.loc + self.scale * np.euler_gamma, jnp.result_type(float))
 
 
-# --- mpmath references ---------------------------------------------------------------------
+# --- references: tests/reference/user_families.json (mpmath; best-of-n by SciPy) ----------
 
-mp.mp.dps = 30
-
-
-def _mp_law(d):
-    """(log pdf, log sf, log cdf, mean) of a law as mpmath functions."""
-    if isinstance(d, Logistic):
-        loc, s = mp.mpf(d.loc), mp.mpf(d.scale)
-        z = lambda x: (x - loc) / s
-        return (lambda x: -z(x) - 2 * mp.log1p(mp.exp(-z(x))) - mp.log(s),
-                lambda x: -mp.log1p(mp.exp(z(x))), lambda x: -mp.log1p(mp.exp(-z(x))), loc)
-    if isinstance(d, Gumbel):
-        loc, s = mp.mpf(d.loc), mp.mpf(d.scale)
-        z = lambda x: (x - loc) / s
-        return (lambda x: -z(x) - mp.exp(-z(x)) - mp.log(s),
-                lambda x: mp.log(-mp.expm1(-mp.exp(-z(x)))), lambda x: -mp.exp(-z(x)),
-                loc + s * mp.euler)
-    if isinstance(d, gj.Normal):
-        loc, s = mp.mpf(d.loc), mp.mpf(d.scale)
-        return (lambda x: mp.log(mp.npdf(x, loc, s)), lambda x: mp.log(mp.ncdf(-(x - loc) / s)),
-                lambda x: mp.log(mp.ncdf((x - loc) / s)), loc)
-    if isinstance(d, gj.StudentT):
-        nu, loc, s = mp.mpf(d.df), mp.mpf(d.loc), mp.mpf(d.scale)
-
-        def lsf(x):
-            z = (x - loc) / s
-            tail = mp.betainc(nu / 2, mp.mpf(1) / 2, 0, nu / (nu + z * z), regularized=True) / 2
-            return mp.log(tail) if z >= 0 else mp.log(1 - tail)
-
-        lpdf = lambda x: (mp.loggamma((nu + 1) / 2) - mp.loggamma(nu / 2) - mp.log(nu * mp.pi) / 2
-                          - mp.log(s) - (nu + 1) / 2 * mp.log(1 + ((x - loc) / s) ** 2 / nu))
-        return lpdf, lsf, lambda x: lsf(2 * loc - x), loc
-    raise TypeError(d)
+REFERENCE = json.loads((Path(__file__).parent / "reference" / "user_families.json").read_text())
+LAWS = {"logistic": Logistic, "gumbel": Gumbel, "normal": gj.Normal}
 
 
-def _panels(centre, half, width=0.5):
-    """Break points every ``width`` across ``centre +- half``, open to both infinities."""
-    k = int(math.ceil(half / width))
-    return [-mp.inf] + [mp.mpf(centre) + width * i for i in range(-k, k + 1)] + [mp.inf]
+def _law(spec):
+    if spec[0] == "student_t":
+        return gj.StudentT(spec[3], spec[1], spec[2])
+    return LAWS[spec[0]](spec[1], spec[2])
 
 
-def _ref(value, error, t):
-    """(log P(U >= t), E[V | U >= t], E[V | U = t]) by mpmath, integrating over y = V."""
-    lpv, lsv, _, mv = _mp_law(value)
-    lpx, lsx, _, _ = _mp_law(error)
-    t = mp.mpf(t)
-    pts = sorted(set(_panels(0, 60) + _panels(t, 60)))
-    p = mp.quad(lambda y: mp.exp(lpv(y) + lsx(t - y)), pts)
-    n = mp.quad(lambda y: y * mp.exp(lpv(y) + lsx(t - y)), pts)
-    d = mp.quad(lambda y: mp.exp(lpv(y) + lpx(t - y)), pts)
-    dn = mp.quad(lambda y: y * mp.exp(lpv(y) + lpx(t - y)), pts)
-    return float(mp.log(p)), float(n / p), float(dn / d)
+ROWS = {row["name"]: row for row in REFERENCE["pairs"]}
+# the user's law as value, and as error, in the default run; the other pairings with -m slow
+QUICK = ("logistic/normal", "normal/gumbel")
+PAIRS = [pytest.param(name, marks=() if name in QUICK else pytest.mark.slow) for name in ROWS]
+BON_PAIRS = [p for p in PAIRS if ROWS[p.values[0]]["best_of_n"]]
 
 
-PAIRS = [
-    ("logistic/normal", Logistic(0.5, 1.5), gj.Normal(0.0, 1.0)),
-    ("normal/logistic", gj.Normal(0.0, 1.0), Logistic(0.0, 0.7)),
-    ("gumbel/logistic", Gumbel(0.0, 1.0), Logistic(0.0, 1.0)),
-    ("normal/gumbel", gj.Normal(1.0, 2.0), Gumbel(-1.0, 0.8)),
-    ("logistic/student_t", Logistic(0.0, 1.0), gj.StudentT(3.0)),
-]
-# thresholds from the bulk out to P(U >= t) <= 1e-30 (the last one, checked below)
-THRESHOLDS = {"logistic/normal": [0.0, 3.0, 25.0, 110.0], "normal/logistic": [0.0, 3.0, 25.0, 55.0],
-              "gumbel/logistic": [0.0, 3.0, 25.0, 75.0], "normal/gumbel": [0.0, 3.0, 25.0, 70.0],
-              "logistic/student_t": [0.0, 3.0, 30.0, 1e10]}
+def _pair(name):
+    row = ROWS[name]
+    return _law(row["value"]), _law(row["error"]), row
 
 
-@pytest.fixture(scope="module")
-def references():
-    return {name: [_ref(v, x, t) for t in THRESHOLDS[name]] for name, v, x in PAIRS}
-
-
-@pytest.mark.parametrize("name,value,error", PAIRS, ids=[p[0] for p in PAIRS])
-def test_exact_conditioning_matches_mpmath(name, value, error, references):
-    t = jnp.asarray(THRESHOLDS[name])
-    ref = np.array(references[name])
-    assert ref[-1, 0] <= math.log(1e-30)  # the last threshold reaches P(U >= t) = 1e-30
+@pytest.mark.parametrize("name", PAIRS)
+def test_exact_conditioning_matches_mpmath(name):
+    value, error, row = _pair(name)
+    t = jnp.asarray([c["t"] for c in row["cases"]])
+    ref_lp = np.array([c["log_tail_prob"] for c in row["cases"]])
+    ref_cv = np.array([c["conditional_value"] for c in row["cases"]])
+    assert ref_lp.min() <= math.log(1e-30)  # out to P(U >= t) = 1e-30 at least
     log_p = np.asarray(gj.log_tail_prob(value, error, t))
     cond = np.asarray(gj.conditional_value(value, error, t))
-    np.testing.assert_allclose(log_p, ref[:, 0], rtol=0, atol=1e-8)  # P to 1e-8 relative
-    np.testing.assert_allclose(cond, ref[:, 1], rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(log_p, ref_lp, rtol=0, atol=1e-8)  # P to 1e-8 relative
+    np.testing.assert_allclose(cond, ref_cv, rtol=1e-8, atol=1e-8)
 
 
-@pytest.mark.parametrize("name,value,error", PAIRS[:4], ids=[p[0] for p in PAIRS[:4]])
-def test_value_given_proxy_matches_mpmath(name, value, error, references):
-    u = jnp.asarray(THRESHOLDS[name])
-    got = np.asarray(gj.value_given_proxy(value, error, u))
-    np.testing.assert_allclose(got, np.array(references[name])[:, 2], rtol=1e-8, atol=1e-8)
+@pytest.mark.parametrize("name", PAIRS)
+def test_value_given_proxy_matches_mpmath(name):
+    value, error, row = _pair(name)
+    u = jnp.asarray([c["t"] for c in row["cases"]])
+    ref = np.array([c["value_given_proxy"] for c in row["cases"]])
+    np.testing.assert_allclose(np.asarray(gj.value_given_proxy(value, error, u)), ref,
+                               rtol=1e-8, atol=1e-8)
 
 
-# --- best-of-n against SciPy (QUADPACK, float64) -------------------------------------------
-
-
-def _np_law(d):
-    """float64 (pdf, cdf) of a law, for SciPy."""
-    if isinstance(d, Logistic):
-        return (lambda x: ss.expit((x - d.loc) / d.scale) * ss.expit(-(x - d.loc) / d.scale) / d.scale,
-                lambda x: ss.expit((x - d.loc) / d.scale))
-    if isinstance(d, Gumbel):
-        z = lambda x: (x - d.loc) / d.scale
-        return (lambda x: math.exp(-z(x) - math.exp(-z(x))) / d.scale,
-                lambda x: math.exp(-math.exp(-z(x))))
-    if isinstance(d, gj.Normal):
-        return (lambda x: math.exp(-0.5 * ((x - d.loc) / d.scale) ** 2) / (d.scale * math.sqrt(2 * math.pi)),
-                lambda x: ss.ndtr((x - d.loc) / d.scale))
-    raise TypeError(d)
-
-
-def _bon_ref(value, error, n):
-    """E[V of the best of n by proxy] = ∫ n F_U(u)^(n-1) h(u) du, h(u) = ∫ v f_V(v) f_X(u-v) dv."""
-    fv, cv = _np_law(value)
-    fx, _ = _np_law(error)
-    _, cx = _np_law(error)
-    m = float(value.mean())
-    opts = dict(epsabs=0.0, epsrel=1e-12, limit=400)
-
-    def inner(u, g):
-        pts = [u - 40, u - 10, u, u + 10, u + 40]
-        return si.quad(lambda v: g(v) * fx(u - v) if fx(u - v) > 0 else 0.0, -80 + min(u, 0),
-                       80 + max(u, 0), points=sorted(pts), **opts)[0]
-
-    def F(u):  # P(U <= u) = ∫ f_V(v) F_X(u - v) dv
-        return inner_cdf(u)
-
-    def inner_cdf(u):
-        return si.quad(lambda v: fv(v) * cx(u - v), -80 + min(u, 0), 80 + max(u, 0),
-                       points=sorted([u - 40, u - 10, u, u + 10, u + 40]), **opts)[0]
-
-    def outer(u):
-        h = inner(u, lambda v: (v - m) * fv(v))
-        return n * F(u) ** (n - 1) * h
-
-    pts = [-10.0, -3.0, 0.0, 3.0, 6.0, 10.0]
-    return m + si.quad(outer, -40.0, 40.0, points=pts, epsabs=1e-13, epsrel=1e-10, limit=400)[0]
-
-
-@pytest.mark.parametrize("name,value,error", PAIRS[:4], ids=[p[0] for p in PAIRS[:4]])
-def test_best_of_n_matches_scipy(name, value, error):
-    ns = [1, 4, 64]
+@pytest.mark.parametrize("name", BON_PAIRS)
+def test_best_of_n_matches_scipy(name):
+    value, error, row = _pair(name)
+    ns = [b["n"] for b in row["best_of_n"]]
+    ref = np.array([b["best_of_n_value"] for b in row["best_of_n"]])
     got = np.asarray(gj.best_of_n_value(value, error, jnp.asarray(ns)))
-    ref = np.array([_bon_ref(value, error, n) for n in ns])
     np.testing.assert_allclose(got, ref, rtol=1e-8, atol=1e-8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(ROWS))
+def test_reference_file_is_current(name):
+    """The JSON is what tests/reference/make_user_families.py computes (two rows per pairing)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "make_user_families", Path(__file__).parent / "reference" / "make_user_families.py")
+    mk = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mk)
+    row = ROWS[name]
+    dps = {p[0]: p[4] for p in mk.PAIRS}[name]
+    mp.mp.dps = dps
+    for case in (row["cases"][1], row["cases"][-1]):
+        lp, cv, vp = mk.exact(tuple(row["value"]), tuple(row["error"]), case["t"])
+        assert lp == pytest.approx(case["log_tail_prob"], rel=1e-13, abs=1e-13)
+        assert cv == pytest.approx(case["conditional_value"], rel=1e-13, abs=1e-13)
+        assert vp == pytest.approx(case["value_given_proxy"], rel=1e-13, abs=1e-13)
 
 
 # --- Monte Carlo ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("method", ["mc", "cmc"])
-@pytest.mark.parametrize("name,value,error", PAIRS[:4], ids=[p[0] for p in PAIRS[:4]])
-def test_monte_carlo_within_four_standard_errors(name, value, error, method, references):
-    t = THRESHOLDS[name][1]
+@pytest.mark.parametrize("name", BON_PAIRS)
+def test_monte_carlo_within_four_standard_errors(name, method):
+    value, error, row = _pair(name)
+    t, ref = row["cases"][1]["t"], row["cases"][1]["conditional_value"]
     est = gj.sample_conditional_value(jax.random.key(7), value, error, t, num_samples=1 << 18,
                                       method=method)
-    ref = references[name][1][1]
     assert abs(float(est.mean) - ref) < 4 * float(est.stderr), (float(est.mean), ref, float(est.stderr))
 
 
