@@ -29,6 +29,7 @@ import numpy as np
 
 from goodhart_jax.validation import check_finite, is_concrete
 from goodhart_jax.distributions import Distribution, parse_dist
+from goodhart_jax.numerics import log_sub_exp
 from goodhart_jax.quadrature import (anchored_rule, at_nodes, neighbour_widths, panel_middles,
                                      side_lengths)
 
@@ -438,7 +439,7 @@ def _log_p(value, error, t, log_a, log_b):
     # left-sided formula is used throughout, so its derivative pairs with A's edge term below
     log_sx = jnp.where(below, 0.0, error.log_sf(jnp.where(below, c + 1.0, t - c)))
     log_s = jnp.logaddexp(log_sx, log_b)
-    log_p = log_s + jnp.log1p(-jnp.exp(jnp.minimum(log_a - log_s, 0.0)))
+    log_p = log_sub_exp(log_s, log_a)
     # the domain's end moves with t (and X's parameters): it bounds A if below c, else B
     log_p = _edge_correction(log_p, jnp.where(below, -jnp.inf, log_fx_edge + value.log_sf(edge)), edge)
     return _edge_correction(log_p, jnp.where(below, log_fx_edge + value.log_cdf(edge), -jnp.inf),

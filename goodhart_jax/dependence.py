@@ -48,7 +48,7 @@ from jax.scipy.special import erfcx
 from goodhart_jax import special
 from goodhart_jax.validation import check_finite, check_param, check_positive_int, is_concrete
 from goodhart_jax.quadrature import anchored_rule, at_nodes, merge_widths
-from goodhart_jax.numerics import Estimate
+from goodhart_jax.numerics import Estimate, log_sub_exp
 
 __all__ = [
     "GatedProxy",
@@ -165,12 +165,6 @@ def _lse(a):
     return m + jnp.log(jnp.sum(jnp.exp(a - m)))
 
 
-def _log_diff(a, b):
-    """``log(e^a - e^b)`` for ``a >= b`` (``-inf`` when equal)."""
-    d = jnp.minimum(b - a, 0.0)
-    return a + jnp.where(d > -math.log(2.0), jnp.log(-jnp.expm1(d)), jnp.log1p(-jnp.exp(d)))
-
-
 def _terms(model, t):
     """Log-space pieces of P(U >= t) and E[V 1{U >= t}] for scalar ``t``.
 
@@ -217,7 +211,7 @@ def _terms(model, t):
     below = fin_lo & (t < lo)
     lo_s = jnp.where(below, lo, 1.0)
     t_s = jnp.where(below, t, 0.0)
-    log_low = jnp.where(below, _log_diff(special.log_ndtr(lo_s), special.log_ndtr(t_s)), -jnp.inf)
+    log_low = jnp.where(below, log_sub_exp(special.log_ndtr(lo_s), special.log_ndtr(t_s)), -jnp.inf)
     # E[V 1{t <= V < lo}] = phi(t) - phi(lo): positive part phi(t), negative part phi(lo)
     log_phi_t = jnp.where(below, -0.5 * t_s * t_s - _HALF_LOG_2PI, -jnp.inf)
     log_phi_lo = jnp.where(below, -0.5 * lo_s * lo_s - _HALF_LOG_2PI, -jnp.inf)

@@ -34,7 +34,7 @@ from goodhart_jax.validation import check_param, check_positive_int, is_concrete
 from goodhart_jax.conditioning import (check_value_mean, as_distributions, bucket_size, cast_parameters, unpad,
                                        tail_and_proxy_quadrature, tail_quadrature)
 from goodhart_jax.distributions import Distribution
-from goodhart_jax.numerics import float_dtype
+from goodhart_jax.numerics import float_dtype, log1mexp
 from goodhart_jax.quadrature import gauss_legendre
 from goodhart_jax.numerics import Estimate
 
@@ -211,7 +211,7 @@ def _log_weights(n, log_f, log_s):
     """
     f_pos = log_s < 0
     ls = jnp.where(f_pos, log_s, -1.0)
-    log_cdf = jnp.where(ls > -_LOG2, jnp.log(-jnp.expm1(ls)), jnp.log1p(-jnp.exp(ls)))  # log(1 - S)
+    log_cdf = log1mexp(ls)  # log(1 - S)
     nm1 = n - 1.0
     power = jnp.where(f_pos, nm1 * log_cdf, jnp.where(nm1 > 0, -jnp.inf, 0.0))
     return jnp.log(n) + power + log_f
