@@ -29,7 +29,7 @@ import numpy as np
 
 from goodhart_jax.validation import check_finite, is_concrete
 from goodhart_jax.distributions import Distribution, parse_dist
-from goodhart_jax.numerics import log_sub_exp
+from goodhart_jax.numerics import as_float, log_sub_exp
 from goodhart_jax.quadrature import (anchored_rule, at_nodes, neighbour_widths, panel_middles,
                                      side_lengths)
 
@@ -497,14 +497,8 @@ def _float_array(t) -> jax.Array | np.ndarray:
     """``t`` as a float array (NumPy when concrete: padding it on the device would compile a
     program per length)."""
     if isinstance(t, jax.core.Tracer):
-        t = jnp.asarray(t)
-        return t if jnp.issubdtype(t.dtype, jnp.floating) else t.astype(jnp.result_type(float))
-    arr = np.asarray(t)  # a concrete JAX array too: padding on the host compiles nothing
-    if not np.issubdtype(arr.dtype, np.floating):
-        arr = arr.astype(jnp.result_type(float))
-    elif arr.dtype == np.float64 and not jax.config.jax_enable_x64:
-        arr = arr.astype(np.float32)
-    return arr
+        return as_float(t)
+    return as_float(t, xp=np)  # a concrete JAX array too: padding on the host compiles nothing
 
 
 def _cast(tree, dtype):

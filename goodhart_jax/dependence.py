@@ -48,7 +48,7 @@ from jax.scipy.special import erfcx
 from goodhart_jax import special
 from goodhart_jax.validation import check_finite, check_param, check_positive_int, is_concrete
 from goodhart_jax.quadrature import anchored_rule, at_nodes, merge_widths
-from goodhart_jax.numerics import Estimate, log_sub_exp
+from goodhart_jax.numerics import Estimate, as_float, float_dtype, log_sub_exp
 
 __all__ = [
     "GatedProxy",
@@ -230,9 +230,7 @@ def _value_terms(model, t):
 def _prepare(model, t):
     model = _check(model)
     check_finite("t", t)
-    t = jnp.asarray(t)
-    if not jnp.issubdtype(t.dtype, jnp.floating):
-        t = t.astype(jnp.result_type(float))
+    t = as_float(t)
     model = GatedProxy(*(jnp.asarray(a, t.dtype) for a in model))
     return model, t
 
@@ -303,7 +301,7 @@ def sample_dependent(key: jax.Array, model: GatedProxy, shape: tuple[int, ...] =
         True
     """
     model = _check(model)
-    dtype = jnp.result_type(float) if dtype is None else dtype
+    dtype = float_dtype(dtype)
     kv, kx = jax.random.split(key)
     v = jax.random.normal(kv, shape, dtype)
     z = jax.random.normal(kx, shape, dtype)

@@ -34,7 +34,7 @@ from goodhart_jax.validation import check_param, check_positive_int, is_concrete
 from goodhart_jax.conditioning import (check_value_mean, as_distributions, bucket_size, cast_parameters, unpad,
                                        tail_and_proxy_quadrature, tail_quadrature)
 from goodhart_jax.distributions import Distribution
-from goodhart_jax.numerics import float_dtype, log1mexp
+from goodhart_jax.numerics import as_float, float_dtype, log1mexp
 from goodhart_jax.quadrature import gauss_legendre
 from goodhart_jax.numerics import Estimate
 
@@ -119,11 +119,7 @@ def _kl(n):
 
 def _as_float(x) -> Array:
     """``x`` as a (strongly typed) float array: one compiled program for floats and ints alike."""
-    x = np.asarray(x) if is_concrete(x) else jnp.asarray(x)
-    dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.result_type(float)
-    if dtype == np.float64 and not jax.config.jax_enable_x64:
-        dtype = np.float32
-    return x.astype(dtype)
+    return as_float(x, xp=np) if is_concrete(x) else as_float(x)
 
 
 def _side(length, scale, dtype):

@@ -48,7 +48,7 @@ from jax import lax
 from jax.custom_derivatives import SymbolicZero
 from jax.scipy import special as jsp
 
-from goodhart_jax.numerics import log1mexp
+from goodhart_jax.numerics import float_dtype, log1mexp
 
 __all__ = ["log_ndtr", "t_log_sf", "t_log_pdf", "t_log1p_sq", "log_gammaincc", "gennorm_log_sf",
            "log_gamma_ratio_half", "vlog", "vlog1p"]
@@ -71,7 +71,7 @@ def _promote(*xs):
     arrs = [jnp.asarray(x) for x in xs]
     dtype = jnp.result_type(*arrs)
     if not jnp.issubdtype(dtype, jnp.floating):
-        dtype = jnp.result_type(float)
+        dtype = float_dtype()
     return tuple(x.astype(dtype) for x in arrs)
 
 

@@ -435,7 +435,7 @@ def linear_policy_optimum(w, w_star, beta) -> LinearOptimum:
     w, ws = _vector("w", w, owner), _vector("w_star", w_star, owner)
     check_dim("w", w.shape[0], ws.shape[0], owner)
     check_param("beta", beta, lo=0.0, lo_open=True, owner=owner)
-    dtype = jnp.result_type(float)
+    dtype = float_dtype()
     w, ws, beta = (jnp.asarray(a, dtype) for a in (w, ws, beta))
     return LinearOptimum(w / beta, ws @ w / beta, w @ w / beta, w @ w / (2.0 * beta ** 2))
 
