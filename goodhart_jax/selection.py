@@ -34,7 +34,7 @@ from goodhart_jax.validation import check_param, check_positive_int, is_concrete
 from goodhart_jax.conditioning import (check_value_mean, as_distributions, bucket_size, cast_parameters, unpad,
                                        tail_and_proxy_quadrature, tail_quadrature)
 from goodhart_jax.distributions import Distribution
-from goodhart_jax.numerics import as_float, float_dtype, log1mexp
+from goodhart_jax.numerics import as_float, float_dtype, log1mexp, mean_estimate
 from goodhart_jax.quadrature import gauss_legendre
 from goodhart_jax.numerics import Estimate
 
@@ -510,9 +510,7 @@ def sample_best_of_n_value(key: Array, value, error, n: int, *, num_draws: int,
     center = jnp.asarray(jnp.where(jnp.isfinite(mean), mean, 0.0), dtype)
     cnt, s1, s2, _ = engine.stream(_chunk_fn(block), key, value, error, jnp.asarray(n), center,
                                    num_samples=num_draws, chunk_size=chunk_size)
-    m1 = s1 / cnt
-    var = jnp.maximum(s2 / cnt - m1 * m1, 0.0) * cnt / (cnt - 1.0)
-    return Estimate(center + m1, jnp.sqrt(var / cnt), cnt)
+    return mean_estimate(cnt, s1, s2, center)
 
 
 # --- the mean of k independent errors ----------------------------------------------------------
