@@ -29,6 +29,7 @@ import numpy as np
 
 from goodhart_jax.validation import check_finite, is_concrete
 from goodhart_jax.distributions import Distribution, parse_dist
+from goodhart_jax.numerics import as_float, log_sub_exp, newton_polish
 from goodhart_jax.quadrature import (anchored_rule, at_nodes, neighbour_widths, panel_middles,
                                      side_lengths)
 
@@ -95,25 +96,10 @@ def _saddle(logh, lo_y, hi_y, c_v, c_x_y, span_scale):
     vals = jax.vmap(logh)(cand)
     vals = jnp.where(jnp.isnan(vals), -jnp.inf, vals)
     best = jnp.argmax(vals)
-    y0, h0 = cand[best], vals[best]
-    d1 = jax.grad(logh)
-    d2 = jax.grad(d1)
     max_step = jnp.abs(c_x_y - c_v) + span_scale
-
-    def body(_, carry):
-        y, hy, by, bh = carry
-        g, c = d1(y), d2(y)
-        ok = jnp.isfinite(g) & jnp.isfinite(c) & (c < 0)
-        step = jnp.where(ok, -g / jnp.where(ok, c, -1.0), 0.0)
-        step = jnp.clip(step, -max_step, max_step)
-        yn = jnp.clip(y + step, lo_y, hi_y)
-        hn = logh(yn)
-        hn = jnp.where(jnp.isnan(hn), -jnp.inf, hn)
-        better = hn > bh
-        return yn, hn, jnp.where(better, yn, by), jnp.where(better, hn, bh)
-
-    _, _, y_best, _ = jax.lax.fori_loop(0, _NEWTON_STEPS, body, (y0, h0, y0, h0))
-    curv = d2(y_best)
+    y_best, _ = newton_polish(logh, cand[best], steps=_NEWTON_STEPS, max_step=max_step,
+                              lo=lo_y, hi=hi_y, accept="best")
+    curv = jax.grad(jax.grad(logh))(y_best)
     ok = jnp.isfinite(curv) & (curv < 0)
     width = jnp.where(ok, jax.lax.rsqrt(jnp.where(ok, -curv, 1.0)), span_scale)
     # The curvature measures a smooth peak.  At a cusp (gennorm p < 1 at its centre: the
@@ -438,7 +424,7 @@ def _log_p(value, error, t, log_a, log_b):
     # left-sided formula is used throughout, so its derivative pairs with A's edge term below
     log_sx = jnp.where(below, 0.0, error.log_sf(jnp.where(below, c + 1.0, t - c)))
     log_s = jnp.logaddexp(log_sx, log_b)
-    log_p = log_s + jnp.log1p(-jnp.exp(jnp.minimum(log_a - log_s, 0.0)))
+    log_p = log_sub_exp(log_s, log_a)
     # the domain's end moves with t (and X's parameters): it bounds A if below c, else B.
     # V's tails are read at a finite point when there is no end (a family's derivative at
     # infinity may be NaN, and a NaN times the zero cotangent of the unused branch is NaN)
@@ -501,14 +487,8 @@ def _float_array(t) -> jax.Array | np.ndarray:
     """``t`` as a float array (NumPy when concrete: padding it on the device would compile a
     program per length)."""
     if isinstance(t, jax.core.Tracer):
-        t = jnp.asarray(t)
-        return t if jnp.issubdtype(t.dtype, jnp.floating) else t.astype(jnp.result_type(float))
-    arr = np.asarray(t)  # a concrete JAX array too: padding on the host compiles nothing
-    if not np.issubdtype(arr.dtype, np.floating):
-        arr = arr.astype(jnp.result_type(float))
-    elif arr.dtype == np.float64 and not jax.config.jax_enable_x64:
-        arr = arr.astype(np.float32)
-    return arr
+        return as_float(t)
+    return as_float(t, xp=np)  # a concrete JAX array too: padding on the host compiles nothing
 
 
 def _cast(tree, dtype):

@@ -38,17 +38,18 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import erfcx
 
-from goodhart_jax import special
+from goodhart_jax import engine, special
 from goodhart_jax.validation import check_finite, check_param, check_positive_int, is_concrete
 from goodhart_jax.quadrature import anchored_rule, at_nodes, merge_widths
-from goodhart_jax.numerics import Estimate
+from goodhart_jax.numerics import (Estimate, as_float, float_dtype, log_sub_exp, mean_estimate,
+                                   ratio_estimate)
 
 __all__ = [
     "GatedProxy",
@@ -165,12 +166,6 @@ def _lse(a):
     return m + jnp.log(jnp.sum(jnp.exp(a - m)))
 
 
-def _log_diff(a, b):
-    """``log(e^a - e^b)`` for ``a >= b`` (``-inf`` when equal)."""
-    d = jnp.minimum(b - a, 0.0)
-    return a + jnp.where(d > -math.log(2.0), jnp.log(-jnp.expm1(d)), jnp.log1p(-jnp.exp(d)))
-
-
 def _terms(model, t):
     """Log-space pieces of P(U >= t) and E[V 1{U >= t}] for scalar ``t``.
 
@@ -217,7 +212,7 @@ def _terms(model, t):
     below = fin_lo & (t < lo)
     lo_s = jnp.where(below, lo, 1.0)
     t_s = jnp.where(below, t, 0.0)
-    log_low = jnp.where(below, _log_diff(special.log_ndtr(lo_s), special.log_ndtr(t_s)), -jnp.inf)
+    log_low = jnp.where(below, log_sub_exp(special.log_ndtr(lo_s), special.log_ndtr(t_s)), -jnp.inf)
     # E[V 1{t <= V < lo}] = phi(t) - phi(lo): positive part phi(t), negative part phi(lo)
     log_phi_t = jnp.where(below, -0.5 * t_s * t_s - _HALF_LOG_2PI, -jnp.inf)
     log_phi_lo = jnp.where(below, -0.5 * lo_s * lo_s - _HALF_LOG_2PI, -jnp.inf)
@@ -236,9 +231,7 @@ def _value_terms(model, t):
 def _prepare(model, t):
     model = _check(model)
     check_finite("t", t)
-    t = jnp.asarray(t)
-    if not jnp.issubdtype(t.dtype, jnp.floating):
-        t = t.astype(jnp.result_type(float))
+    t = as_float(t)
     model = GatedProxy(*(jnp.asarray(a, t.dtype) for a in model))
     return model, t
 
@@ -309,7 +302,7 @@ def sample_dependent(key: jax.Array, model: GatedProxy, shape: tuple[int, ...] =
         True
     """
     model = _check(model)
-    dtype = jnp.result_type(float) if dtype is None else dtype
+    dtype = float_dtype(dtype)
     kv, kx = jax.random.split(key)
     v = jax.random.normal(kv, shape, dtype)
     z = jax.random.normal(kx, shape, dtype)
@@ -317,23 +310,26 @@ def sample_dependent(key: jax.Array, model: GatedProxy, shape: tuple[int, ...] =
     return v, jnp.where(inside, model.scale * z, 0.0).astype(dtype)
 
 
-@jax.jit
-def _mc_chunk(key, model, t):
-    v, x = sample_dependent(key, model, (_CHUNK,), t.dtype)
-    hit = (v + x)[:, None] >= t[None, :]
+def _mc_chunk(key, mask, model, t):
+    """Rejection: accepted count, sum and sum of squares of ``V`` (an engine chunk function)."""
+    v, x = sample_dependent(key, model, mask.shape, t.dtype)
+    hit = ((v + x)[:, None] >= t[None, :]) & mask[:, None]
     vv = v[:, None]
     zero = jnp.zeros((), t.dtype)
     return (hit.sum(0, dtype=t.dtype), jnp.where(hit, vv, zero).sum(0),
             jnp.where(hit, vv * vv, zero).sum(0))
 
 
-@jax.jit
-def _cmc_chunk(key, model, t):
-    # integrate X out given V: p(v) = 1{v in gate} S((t - v)/s) + 1{v outside} 1{v >= t}
-    v = jax.random.normal(key, (_CHUNK,), t.dtype)[:, None]
+def _cmc_chunk(key, mask, model, t):
+    """``X`` integrated out given ``V``: the sums of ``ratio_estimate`` (an engine chunk function).
+
+    ``p(v) = 1{v in gate} S((t - v)/s) + 1{v outside} 1{v >= t}``, ``a = v p``.
+    """
+    v = jax.random.normal(key, mask.shape, t.dtype)[:, None]
     inside = (v >= model.lo) & (v <= model.hi)
     p_in = jnp.exp(special.log_ndtr(-(t[None, :] - v) / model.scale))
     p = jnp.where(inside, p_in, (v >= t[None, :]).astype(t.dtype))
+    p = jnp.where(mask[:, None], p, 0.0)
     a = v * p
     return jnp.stack([p.sum(0), a.sum(0), (p * p).sum(0), (a * a).sum(0), (a * p).sum(0)])
 
@@ -342,14 +338,17 @@ _CHUNK = 1 << 16
 
 
 def sample_dependent_conditional_value(key: jax.Array, model: GatedProxy, t, *,
-                                       num_samples: int, method: str = "cmc") -> Estimate:
+                                       num_samples: int, method: str = "cmc",
+                                       devices: int | Sequence[jax.Device] | None = None
+                                       ) -> Estimate:
     """Monte Carlo ``E[V | V + X >= t]`` for a :class:`GatedProxy` (a check on the exact value).
 
     Methods: ``"mc"`` draws ``(V, X)`` and keeps ``V + X >= t`` (``stderr = sd / sqrt(count)``);
     ``"cmc"`` draws ``V`` only and integrates ``X`` out exactly,
     ``p(v) = P(U >= t | V = v)``, estimate ``sum v p / sum p`` (``stderr`` by the delta method).
-    ``num_samples`` is rounded up to whole chunks of ``2^16``; chunk ``i`` uses
-    ``fold_in(key, i)``.  ``cmc`` needs ``P(U >= t | V = hi)`` above the float minimum
+    Chunks of ``2^16`` draws stream through :func:`goodhart_jax.engine.stream` (chunk ``i``
+    uses ``fold_in(key, i)``; compensated sums), so the estimate is the same, bit for bit, on
+    any number of devices.  ``cmc`` needs ``P(U >= t | V = hi)`` above the float minimum
     (``t`` below about ``hi + 37 scale``).
 
     Math: ``cmc``: ``E[V | U >= t] = E[V p(V)] / E[p(V)]``.
@@ -360,9 +359,12 @@ def sample_dependent_conditional_value(key: jax.Array, model: GatedProxy, t, *,
         t: threshold(s), any shape, finite.
         num_samples: number of draws (an integer >= 1).
         method: ``"mc"`` or ``"cmc"``.
+        devices: devices to shard over (``None``: all devices of all processes; an integer:
+            the first that many).
 
     Returns:
-        :class:`goodhart_jax.Estimate` with fields of the shape of ``t``.
+        :class:`goodhart_jax.Estimate` with fields of the shape of ``t`` (``count``: the
+        accepted draws for ``mc``, ``num_samples`` for ``cmc``).
 
     Raises:
         ValueError: a bad argument (named).
@@ -380,23 +382,11 @@ def sample_dependent_conditional_value(key: jax.Array, model: GatedProxy, t, *,
     if method not in ("mc", "cmc"):
         raise ValueError(f"method must be 'mc' or 'cmc', got {method!r}")
     flat = t.reshape(-1)
-    chunks = -(-num_samples // _CHUNK)
-    total = None
-    for i in range(chunks):
-        k = jax.random.fold_in(key, i)
-        part = _mc_chunk(k, model, flat) if method == "mc" else _cmc_chunk(k, model, flat)
-        total = part if total is None else jax.tree_util.tree_map(jnp.add, total, part)
+    opts = dict(num_samples=num_samples, chunk_size=_CHUNK, devices=devices)
     if method == "mc":
-        n, s1, s2 = total
-        mean = s1 / n
-        var = (s2 / n - mean * mean) * n / jnp.maximum(n - 1.0, 1.0)
-        stderr = jnp.where(n > 1, jnp.sqrt(jnp.maximum(var, 0.0) / n), jnp.nan)
-        count = n
+        mean, stderr, count = mean_estimate(*engine.stream(_mc_chunk, key, model, flat, **opts))
     else:
-        sw, saw, sww, saa, saww = total
-        mean = saw / sw
-        var = (saa - 2.0 * mean * saww + mean * mean * sww) / (sw * sw)
-        stderr = jnp.sqrt(jnp.maximum(var, 0.0))
-        count = jnp.full(flat.shape, float(chunks * _CHUNK), flat.dtype)
+        mean, stderr = ratio_estimate(*engine.stream(_cmc_chunk, key, model, flat, **opts))
+        count = jnp.full(flat.shape, float(num_samples), flat.dtype)
     shape = t.shape
     return Estimate(mean.reshape(shape), stderr.reshape(shape), count.reshape(shape))

@@ -928,7 +928,7 @@ class LogNormal(Distribution):
         c = jnp.where(a > 0.5 * s, a, s - a)
         hi = special.log_ndtr(s - c)  # log P(Z > c - s)
         lo = special.log_ndtr(-c)  # log P(Z > c)
-        val = 0.5 * s * s + hi + jnp.log(-jnp.expm1(lo - hi))
+        val = 0.5 * s * s + hi + _log1mexp(lo - hi)
         return jnp.where(pos, val, -jnp.inf)
 
     def sample(self, key, shape=(), dtype=None):

@@ -21,6 +21,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = ["log1mexp", "log_sub_exp", "float_dtype", "as_float", "newton_polish", "Estimate",
            "mean_estimate", "ratio_estimate"]
@@ -60,17 +61,31 @@ def float_dtype(dtype=None):
         ValueError: ``dtype`` is not a floating dtype.
     """
     if dtype is None:
-        return jnp.asarray(1.0).dtype
+        return jnp.result_type(float)
     dtype = jnp.dtype(dtype)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ValueError(f"dtype must be a floating dtype, got {dtype}")
     return jax.dtypes.canonicalize_dtype(dtype)
 
 
-def as_float(x) -> jax.Array:
-    """``x`` as an array of its own float dtype (integers and bools become the default float)."""
+def as_float(x, xp=jnp):
+    """``x`` as an array of its own float dtype (integers and bools become the default float).
+
+    With ``xp=np`` a concrete ``x`` becomes a NumPy array on the host (no device transfer,
+    nothing compiled: padding it there costs no program per length), in the dtype JAX would
+    give it (float64 becomes float32 when x64 is off).
+
+    Example:
+        >>> import numpy as np
+        >>> as_float(np.arange(3), xp=np).dtype == float_dtype()
+        True
+    """
+    if xp is np:
+        x = np.asarray(x)
+        dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else float_dtype()
+        return x.astype(jax.dtypes.canonicalize_dtype(dtype), copy=False)
     x = jnp.asarray(x)
-    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.result_type(float))
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(float_dtype())
 
 
 def newton_polish(f: Callable[[jax.Array], jax.Array], x0, *, steps: int, max_step,

@@ -52,7 +52,7 @@ import jax.numpy as jnp
 import optax
 
 from goodhart_jax.validation import check_param, check_positive_int
-from goodhart_jax.numerics import newton_polish
+from goodhart_jax.numerics import float_dtype, log1mexp, newton_polish
 
 __all__ = [
     "Transform",
@@ -98,7 +98,7 @@ def softplus_transform() -> Transform:
 
     def inverse(p):
         p = jnp.asarray(p)
-        return p + jnp.log(-jnp.expm1(-p))
+        return p + log1mexp(-p)
 
     return Transform(forward=jax.nn.softplus, inverse=inverse)
 
@@ -223,7 +223,7 @@ def maximize(
         optimizer = default_optimizer(learning_rate, steps)
     extra = isinstance(optimizer, optax.GradientTransformationExtraArgs)
 
-    dtype = jnp.result_type(float)
+    dtype = float_dtype()
     theta0 = jnp.asarray(transform.inverse(jnp.asarray(init_pressure, dtype=dtype)), dtype=dtype)
     if theta0.shape != ():
         raise ValueError("maximize: init_pressure must be a scalar (vmap for batches)")

@@ -246,7 +246,7 @@ def natural_gradient_betas(learning_rate, beta, steps: int) -> Array:
     check_param("learning_rate", learning_rate, lo=0.0, lo_open=True, owner="natural_gradient_betas")
     check_param("beta", beta, lo=0.0, owner="natural_gradient_betas")
     steps = check_positive_int("steps", steps, owner="natural_gradient_betas")
-    k = jnp.arange(1, steps + 1, dtype=jnp.result_type(float))
+    k = jnp.arange(1, steps + 1, dtype=float_dtype())
     lr, beta = float(learning_rate), float(beta)
     if beta == 0.0:
         return 1.0 / (k * lr)

@@ -36,6 +36,7 @@ from goodhart_jax.optimize import (
     identity_transform,
     maximize,
 )
+from goodhart_jax.numerics import float_dtype
 from goodhart_jax.pools import centred, pool_stats, push, tilted_stats
 from goodhart_jax.selection import best_of_n_value
 
@@ -318,7 +319,7 @@ def optimal_threshold(value, error, *, grid=None, init=None, steps: int = 300,
     init = c if init is None else init
     check_param("init", init, owner="optimal_threshold")
     steps = check_positive_int("steps", steps, owner="optimal_threshold")
-    dtype = jnp.result_type(float)
+    dtype = float_dtype()
     comp = _compile_objective(lambda t: conditional_value(value, error, t), dtype)
     search = maximize(comp.objective, jnp.asarray(init, dtype), transform=identity_transform(),
                       steps=steps, learning_rate=learning_rate, newton_steps=newton_steps,
@@ -361,7 +362,7 @@ def optimal_best_of_n(value, error, *, grid=None, init: float = 2.0, steps: int 
     check_param("grid", grid, lo=1.0, owner="optimal_best_of_n")
     check_param("init", init, lo=1.0, lo_open=True, owner="optimal_best_of_n")
     steps = check_positive_int("steps", steps, owner="optimal_best_of_n")
-    dtype = jnp.result_type(float)
+    dtype = float_dtype()
     comp = _compile_objective(lambda n: best_of_n_value(value, error, n), dtype)
     search = maximize(comp.objective, jnp.asarray(init, dtype), transform=best_of_n_transform(),
                       steps=steps, learning_rate=learning_rate, newton_steps=newton_steps,

@@ -51,6 +51,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from goodhart_jax.numerics import float_dtype
+
 __all__ = [
     "threefry2x32",
     "typed_key",
@@ -394,12 +396,7 @@ def log_gamma_variate(key: jax.Array, alpha, n: int, dtype=None) -> jax.Array:
 
 
 def _canonical_float(dtype):
-    if dtype is None:
-        return jnp.asarray(1.0).dtype
-    dt = jnp.dtype(dtype)
-    if not jnp.issubdtype(dt, jnp.floating):
-        raise ValueError(f"dtype must be a floating dtype, got {dt}")
-    dt = jax.dtypes.canonicalize_dtype(dt)
+    dt = float_dtype(dtype)
     if dt not in (jnp.float32, jnp.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dt}")
     return dt

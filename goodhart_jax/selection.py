@@ -34,7 +34,7 @@ from goodhart_jax.validation import check_param, check_positive_int, is_concrete
 from goodhart_jax.conditioning import (check_value_mean, as_distributions, bucket_size, cast_parameters, unpad,
                                        tail_and_proxy_quadrature, tail_quadrature)
 from goodhart_jax.distributions import Distribution
-from goodhart_jax.numerics import float_dtype
+from goodhart_jax.numerics import as_float, float_dtype, log1mexp, mean_estimate
 from goodhart_jax.quadrature import gauss_legendre
 from goodhart_jax.numerics import Estimate
 
@@ -119,11 +119,7 @@ def _kl(n):
 
 def _as_float(x) -> Array:
     """``x`` as a (strongly typed) float array: one compiled program for floats and ints alike."""
-    x = np.asarray(x) if is_concrete(x) else jnp.asarray(x)
-    dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.result_type(float)
-    if dtype == np.float64 and not jax.config.jax_enable_x64:
-        dtype = np.float32
-    return x.astype(dtype)
+    return as_float(x, xp=np) if is_concrete(x) else as_float(x)
 
 
 def _side(length, scale, dtype):
@@ -211,7 +207,7 @@ def _log_weights(n, log_f, log_s):
     """
     f_pos = log_s < 0
     ls = jnp.where(f_pos, log_s, -1.0)
-    log_cdf = jnp.where(ls > -_LOG2, jnp.log(-jnp.expm1(ls)), jnp.log1p(-jnp.exp(ls)))  # log(1 - S)
+    log_cdf = log1mexp(ls)  # log(1 - S)
     nm1 = n - 1.0
     power = jnp.where(f_pos, nm1 * log_cdf, jnp.where(nm1 > 0, -jnp.inf, 0.0))
     return jnp.log(n) + power + log_f
@@ -514,9 +510,7 @@ def sample_best_of_n_value(key: Array, value, error, n: int, *, num_draws: int,
     center = jnp.asarray(jnp.where(jnp.isfinite(mean), mean, 0.0), dtype)
     cnt, s1, s2, _ = engine.stream(_chunk_fn(block), key, value, error, jnp.asarray(n), center,
                                    num_samples=num_draws, chunk_size=chunk_size)
-    m1 = s1 / cnt
-    var = jnp.maximum(s2 / cnt - m1 * m1, 0.0) * cnt / (cnt - 1.0)
-    return Estimate(center + m1, jnp.sqrt(var / cnt), cnt)
+    return mean_estimate(cnt, s1, s2, center)
 
 
 # --- the mean of k independent errors ----------------------------------------------------------

@@ -48,6 +48,8 @@ from jax import lax
 from jax.custom_derivatives import SymbolicZero
 from jax.scipy import special as jsp
 
+from goodhart_jax.numerics import float_dtype, log1mexp
+
 __all__ = ["log_ndtr", "t_log_sf", "t_log_pdf", "t_log1p_sq", "log_gammaincc", "gennorm_log_sf",
            "log_gamma_ratio_half", "vlog", "vlog1p"]
 
@@ -69,7 +71,7 @@ def _promote(*xs):
     arrs = [jnp.asarray(x) for x in xs]
     dtype = jnp.result_type(*arrs)
     if not jnp.issubdtype(dtype, jnp.floating):
-        dtype = jnp.result_type(float)
+        dtype = float_dtype()
     return tuple(x.astype(dtype) for x in arrs)
 
 
@@ -323,7 +325,7 @@ def _log_gammaincc_impl(a, y):
     # series branch
     y_s = jnp.where(use_cf | ~pos, 0.5 * (a + 1.0), y)
     log_p = -y_s + a * jnp.log(y_s) - jsp.gammaln(a + 1.0) + jnp.log(_gamma_series_sum(a, y_s))
-    log_series = jnp.log1p(-jnp.exp(log_p))
+    log_series = log1mexp(log_p)
     val = jnp.where(use_cf, log_cf, jnp.where(pos, log_series, jnp.zeros_like(log_series)))
     val = jnp.where(inf, -jnp.inf, val)
     # d/dy log Q = -y^(a-1) e^-y / (Gamma(a) Q) = -1 / (y CF) on the fraction branch;
@@ -477,7 +479,7 @@ def _t_log_sf_impl(z, df):
     i_b = sqrt_yb * jnp.exp(a * log_xb - _LOG_HALF - log_beta) * cf
 
     upper_val = jnp.where(use_x, _LOG_HALF + log_ia, _LOG_HALF + jnp.log1p(-i_b))
-    lower_val = jnp.where(use_x, jnp.log1p(-jnp.exp(_LOG_HALF + log_ia)), _LOG_HALF + jnp.log1p(i_b))
+    lower_val = jnp.where(use_x, log1mexp(_LOG_HALF + log_ia), _LOG_HALF + jnp.log1p(i_b))
     val = jnp.where(upper, upper_val, lower_val)
     # d/dz log S = -f/S; on the far tail f/S = df / (t CF) (no cancellation of two huge logs)
     far = upper & use_x
@@ -569,7 +571,7 @@ def _gennorm_log_sf_impl(z, p):
     a = 1.0 / p
     lq, dlq_dy = _log_gammaincc_impl(a, y)
     half_q = jnp.where(pos, _LOG_HALF + lq, _LOG_HALF)  # log P(Z > |z|)
-    val = jnp.where(upper, half_q, jnp.log1p(-jnp.exp(half_q)))
+    val = jnp.where(upper, half_q, log1mexp(half_q))
     # d/dz log S = -f/S; far on the right it is dlogQ/dy * p t^(p-1) (finite even where
     # t^p overflows)
     far = upper & pos & (y > jnp.maximum(a + 1.0, 2.5))

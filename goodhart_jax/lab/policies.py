@@ -42,7 +42,7 @@ from goodhart_jax.validation import check_param, check_positive_int
 from goodhart_jax.distributions import Normal
 from goodhart_jax.lab.ensembles import apply_scorer, scorer_parts
 from goodhart_jax.lab.world import Reward, check_dim, float_dtype
-from goodhart_jax.numerics import Estimate
+from goodhart_jax.numerics import Estimate, mean_estimate
 from goodhart_jax.selection import best_of_n_value, kl_best_of_n
 
 __all__ = [
@@ -394,10 +394,9 @@ def proxy_best_of_n(key: Array, proxy, gold: Reward, n, *, num_draws: int = 1024
     fn = _bon_chunk_fn(proxy_static, gold.model, ns, block_size)
     cnt, s1, s2, sp = engine.stream(fn, key, proxy_arrays, gold.params, num_samples=num_draws,
                                     chunk_size=chunk_size, devices=devices)
-    mean = s1 / cnt
-    var = jnp.maximum(s2 / cnt - mean * mean, 0.0) * cnt / (cnt - 1.0)
-    n_arr = jnp.asarray(ns, mean.dtype)
-    return BestOfN(n_arr, kl_best_of_n(n_arr), Estimate(mean, jnp.sqrt(var / cnt), cnt), sp / cnt)
+    gold = mean_estimate(cnt, s1, s2)
+    n_arr = jnp.asarray(ns, gold.mean.dtype)
+    return BestOfN(n_arr, kl_best_of_n(n_arr), gold, sp / cnt)
 
 
 # --- closed forms ----------------------------------------------------------------------------
@@ -435,7 +434,7 @@ def linear_policy_optimum(w, w_star, beta) -> LinearOptimum:
     w, ws = _vector("w", w, owner), _vector("w_star", w_star, owner)
     check_dim("w", w.shape[0], ws.shape[0], owner)
     check_param("beta", beta, lo=0.0, lo_open=True, owner=owner)
-    dtype = jnp.result_type(float)
+    dtype = float_dtype()
     w, ws, beta = (jnp.asarray(a, dtype) for a in (w, ws, beta))
     return LinearOptimum(w / beta, ws @ w / beta, w @ w / beta, w @ w / (2.0 * beta ** 2))
 

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from goodhart_jax import numerics
 from goodhart_jax.validation import check_param, check_positive_int, is_concrete
 from goodhart_jax.distributions import Distribution, parse_dist
 
@@ -79,7 +80,7 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
 def float_dtype(dtype=None):
     """``dtype`` as a float32/float64 dtype (default: JAX's default float)."""
     if dtype is None:
-        return jnp.result_type(float)
+        return numerics.float_dtype()
     dt = jnp.dtype(dtype)
     if dt not in (jnp.float32, jnp.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dt}")
@@ -337,7 +338,7 @@ def has_finite_variance(dist) -> bool:
         raise ValueError(f"noise must be a goodhart_jax distribution, got {dist!r}")  # noqa: TRY004
     if dist.tail in ("light", "exponential"):
         return True
-    dt = jnp.result_type(float)
+    dt = numerics.float_dtype()
     big = float(jnp.finfo(dt).max) ** 0.9
     x = jnp.asarray([big, big ** 0.5], dt)
     with np.errstate(all="ignore"):
