@@ -28,7 +28,8 @@ import numpy as np
 import goodhart_jax as gj
 from goodhart_jax import results, sweeps
 from goodhart_jax.pools import best_of_n_pool, sample_pool
-from goodhart_jax.selection import best_of_n_value, mean_of
+from goodhart_jax.distributions import mean_of
+from goodhart_jax.selection import best_of_n_value
 
 SHORT = {
     "t3": "mean of k: variance 1/k, same tail index",
