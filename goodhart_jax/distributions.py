@@ -95,7 +95,7 @@ class Constraint(NamedTuple):
 
     Example:
         >>> Constraint(lo=0.0, lo_open=True).describe()
-        '(0, inf)'
+        '(0, inf]'
     """
 
     lo: float = -math.inf

@@ -15,4 +15,11 @@ if "GOODHART_JAX_CACHE_DIR" not in os.environ and os.environ.get("GOODHART_JAX_C
 
 import jax  # noqa: E402
 
+import goodhart_jax  # noqa: E402,F401  (points JAX's cache at the folder above)
+
 jax.config.update("jax_enable_x64", True)
+# This process itself writes nothing to that cache: its programs are compiled once per run
+# anyway, and writing them costs time.  (Twice in a full run, XLA's CPU executable
+# serialisation, jax 0.10.2, crashed with a segmentation fault while writing a program of the
+# user-family tests; alone those tests pass.)  The subprocesses still share the cache.
+jax.config.update("jax_enable_compilation_cache", False)

@@ -36,6 +36,7 @@ SLOW = {
     "goodhart_jax.lab.sweep",
     "goodhart_jax.lab.world",
     "goodhart_jax.optimize",
+    "goodhart_jax.pressure",
 }
 
 
