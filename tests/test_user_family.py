@@ -99,10 +99,11 @@ ROWS = {row["name"]: row for row in REFERENCE["pairs"]}
 QUICK = ("logistic/normal", "normal/gumbel")
 PAIRS = [pytest.param(name, marks=() if name in QUICK else pytest.mark.slow) for name in ROWS]
 BON_PAIRS = [p for p in PAIRS if ROWS[p.values[0]]["best_of_n"]]
-# best-of-n compiles for ~20 s per pairing with the generic hooks: the user's law as error in
-# the default run, as value with -m slow
-BON_QUICK = [p if p.values[0] == "normal/gumbel" else pytest.param(*p.values, marks=pytest.mark.slow)
-             for p in BON_PAIRS]
+# best-of-n compiles for ~20 s per pairing with the generic hooks, and late in a full default
+# run (after ~600 other tests in the same process) XLA's CPU compiler crashed on it with a
+# segmentation fault (jax 0.10.2; alone, and in this file's own run, it passes): -m slow, where
+# it runs early in a short process, until that is understood
+BON_QUICK = [pytest.param(*p.values, marks=pytest.mark.slow) for p in BON_PAIRS]
 
 
 def _pair(name):
