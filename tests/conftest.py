@@ -7,6 +7,8 @@ several devices or processes start their own subprocesses.
 import os
 import tempfile
 
+import pytest
+
 os.environ.setdefault("MPLBACKEND", "Agg")
 # JAX's persistent compilation cache in a temporary folder of this run, never the user's: the
 # command-line tests run in subprocesses, which then load what an earlier one compiled.
@@ -23,3 +25,12 @@ jax.config.update("jax_enable_x64", True)
 # serialisation, jax 0.10.2, crashed with a segmentation fault while writing a program of the
 # user-family tests; alone those tests pass.)  The subprocesses still share the cache.
 jax.config.update("jax_enable_compilation_cache", False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's in-memory caches after each test module: a full run compiles thousands of
+    programs, and late in such a run XLA's CPU compiler crashed (segmentation fault) three
+    times on programs that compile fine in a shorter process."""
+    yield
+    jax.clear_caches()
