@@ -29,7 +29,7 @@ import numpy as np
 
 from goodhart_jax.validation import check_finite, is_concrete
 from goodhart_jax.distributions import Distribution, parse_dist
-from goodhart_jax.numerics import as_float, log_sub_exp, newton_polish
+from goodhart_jax.numerics import host_float, log_sub_exp, newton_polish
 from goodhart_jax.quadrature import (anchored_rule, at_nodes, neighbour_widths, panel_middles,
                                      side_lengths)
 
@@ -483,14 +483,6 @@ def bucket_size(n: int) -> int:
     return 3 << (k - 1) if n <= 3 << (k - 1) else 2 << k
 
 
-def _float_array(t) -> jax.Array | np.ndarray:
-    """``t`` as a float array (NumPy when concrete: padding it on the device would compile a
-    program per length)."""
-    if isinstance(t, jax.core.Tracer):
-        return as_float(t)
-    return as_float(t, xp=np)  # a concrete JAX array too: padding on the host compiles nothing
-
-
 def _cast(tree, dtype):
     """Float leaves of ``tree`` in ``dtype`` (the computation follows the thresholds' dtype)."""
     return jax.tree_util.tree_map(
@@ -547,7 +539,7 @@ def _identity(value, out):
 
 def _batched(kernel, value, error, t, post=_identity):
     """``kernel`` over every element of ``t`` (any shape), padded to :func:`bucket_size`."""
-    t = _float_array(t)
+    t = host_float(t)
     shape, size = t.shape, int(np.prod(t.shape))
     pad = bucket_size(size) - size
     xp = np if isinstance(t, np.ndarray) else jnp
@@ -773,9 +765,9 @@ def conditional_density(value, error, v, t) -> jax.Array:
     """
     value, error = as_distributions(value, error)
     check_finite("t", t)
-    t = _float_array(t)
+    t = host_float(t)
     log_p = _batched(_tail_only, value, error, t)  # one quadrature per threshold, then broadcast
-    return _density(value, error, _float_array(v), t, log_p)
+    return _density(value, error, host_float(v), t, log_p)
 
 
 @jax.jit

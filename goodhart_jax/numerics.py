@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["log1mexp", "log_sub_exp", "float_dtype", "as_float", "newton_polish", "Estimate",
+__all__ = ["log1mexp", "log_sub_exp", "float_dtype", "as_float", "host_float", "newton_polish", "Estimate",
            "mean_estimate", "ratio_estimate"]
 
 _LOG_2 = math.log(2.0)
@@ -86,6 +86,13 @@ def as_float(x, xp=jnp):
         return x.astype(jax.dtypes.canonicalize_dtype(dtype), copy=False)
     x = jnp.asarray(x)
     return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(float_dtype())
+
+
+def host_float(x):
+    """:func:`as_float`, on the host (NumPy) when ``x`` is concrete, on the device when traced:
+    padding a concrete array on the host compiles nothing, on the device one program per length.
+    """
+    return as_float(x) if isinstance(x, jax.core.Tracer) else as_float(x, xp=np)
 
 
 def newton_polish(f: Callable[[jax.Array], jax.Array], x0, *, steps: int, max_step,

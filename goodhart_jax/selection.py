@@ -30,11 +30,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from goodhart_jax import engine
-from goodhart_jax.validation import check_param, check_positive_int, is_concrete
+from goodhart_jax.validation import check_param, check_positive_int
 from goodhart_jax.conditioning import (check_value_mean, as_distributions, bucket_size, cast_parameters, unpad,
                                        tail_and_proxy_quadrature, tail_quadrature)
 from goodhart_jax.distributions import Distribution
-from goodhart_jax.numerics import as_float, float_dtype, log1mexp, mean_estimate
+from goodhart_jax.numerics import float_dtype, host_float, log1mexp, mean_estimate
 from goodhart_jax.quadrature import gauss_legendre
 from goodhart_jax.numerics import Estimate
 
@@ -109,17 +109,13 @@ def kl_best_of_n(n) -> Array:
         0.1931
     """
     check_param("n", n, lo=1.0, owner="kl_best_of_n")
-    return _kl(_as_float(n))
+    return _kl(host_float(n))
 
 
 @jax.jit
 def _kl(n):
     return jnp.log(n) - (n - 1.0) / n
 
-
-def _as_float(x) -> Array:
-    """``x`` as a (strongly typed) float array: one compiled program for floats and ints alike."""
-    return as_float(x, xp=np) if is_concrete(x) else as_float(x)
 
 
 def _side(length, scale, dtype):
@@ -361,7 +357,7 @@ def _bon_combine(value, n, group, nodes: _OuterNodes):
 
 def _best_of_n(value, error, n):
     """``(E[V_bon(n)], u_n, width)`` for ``n`` of any shape (validated)."""
-    n = _as_float(n)
+    n = host_float(n)
     shape, size = n.shape, int(np.prod(n.shape))
     flat = n.reshape(-1)
     if isinstance(flat, np.ndarray):  # windows over the values of n, padded lengths
