@@ -274,7 +274,8 @@ class Mixture(Distribution):
                            -jnp.inf)
             add = _logsumexp(_stack([g, ld]))
             below = ld < g  # the difference G_i - |d| T_i is positive (else rounding: 0)
-            sub = jnp.where(below, log_sub_exp(g, jnp.where(below, ld, g - 1.0)), -jnp.inf)
+            sub = jnp.where(below, log_sub_exp(jnp.where(below, g, 0.0), jnp.where(below, ld, -1.0)),
+                            -jnp.inf)  # (finite arguments off the branch: no NaN derivatives)
             terms.append(jnp.where(d >= 0, add, sub))
         terms = _stack(terms)
         out = _logsumexp(terms + self.log_weights().astype(terms.dtype))

@@ -193,14 +193,17 @@ def test_gradient_of_log_tail_prob_in_weights_and_parameters():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("side", ["error", "value"])
+@pytest.mark.parametrize("side", ["error", "value", "value with a Pareto piece"])
 def test_gradient_of_conditional_value(side):
     if side == "error":
         p0 = np.array([0.99, 0.01, 1.5, 1.3])
         f = lambda p: gj.conditional_value(gj.Normal(), _error_mixture(p), 6.0)
-    else:
+    elif side == "value":
         p0 = np.array([0.7, 0.3, 2.0, 0.5])
         f = lambda p: gj.conditional_value(_value_mixture(p), gj.StudentT(3.0), 4.0)
+    else:  # the Pareto piece's mean lies above the mixture's: G's terms differ below its support
+        p0 = np.array([0.5, 0.5, 2.5, 1.0])
+        f = lambda p: gj.conditional_value(_error_mixture(p), gj.Normal(), 4.0)
     g = np.asarray(jax.grad(f)(jnp.asarray(p0)))
     assert np.all(np.isfinite(g))
     np.testing.assert_allclose(g, _central_difference(f, p0), rtol=1e-7, atol=1e-10)
