@@ -12,7 +12,9 @@ log space:
 
 Anchors for the rule: V's bulk, ``t`` minus X's bulk, the support edges (``lo_V`` and
 ``t - lo_X``, where densities jump or survival functions kink) and the saddle of the integrand,
-found by a coarse search and a few Newton steps.  Node positions are carried as (anchor, offset)
+found by a coarse search and a few Newton steps.  A finite mixture (``gj.Mixture``) is
+integrated as one law, with these anchors for each of its pieces and a saddle for each pair of
+a value piece and an error piece (see :func:`_layout`).  Node positions are carried as (anchor, offset)
 pairs so that ``t - y`` is exact near ``y ≈ t`` even for ``t = 1e200``.  The tail integrals are
 summed in one pass over the nodes, shifted by their terms at the panels' middle nodes (see
 :func:`_lse_one_pass`).

@@ -148,8 +148,9 @@ class Mixture(Distribution):
     Example:
         >>> import goodhart_jax as gj
         >>> mix = gj.Mixture([gj.Normal(-1.0), gj.Normal(1.0)], [1.0, 3.0])
+        >>> # 0.25 Q(2) + 0.75 Q(0)
         >>> round(float(mix.mean()), 6), round(float(jnp.exp(mix.log_sf(1.0))), 6)
-        (0.5, 0.386375)
+        (0.5, 0.380688)
     """
 
     name = "mixture"
