@@ -402,6 +402,25 @@ def test_weights_are_relative():
     np.testing.assert_allclose(a.log_sf(x), b.log_sf(x), rtol=1e-14, atol=1e-15)
 
 
+def test_mean_propagates_inf_and_nan():
+    assert float(gj.Mixture([gj.Normal(), gj.Pareto(0.8)], [0.99, 0.01]).mean()) == math.inf
+    assert math.isnan(float(gj.Mixture([gj.Normal(), gj.StudentT(1.0)]).mean()))
+    assert float(gj.Mixture([gj.Levy(), gj.Pareto(0.5)]).mean()) == math.inf
+    with pytest.raises(ValueError, match="finite mean"):
+        gj.conditional_value(gj.Mixture([gj.Normal(), gj.Pareto(0.8)]), gj.Normal(), 1.0)
+
+
+@pytest.mark.slow
+def test_float32():
+    """Thresholds in float32: the weights follow (cast with every other parameter)."""
+    value, error, row = _pair("normal/mix_pareto")
+    case = row["cases"][3]
+    got = gj.conditional_value(value, error, np.float32([case["t"]]))
+    assert got.dtype == np.float32
+    assert float(got[0]) == pytest.approx(case["conditional_value"], rel=1e-5)
+    assert error.sample(jax.random.key(2), (3, 4), jnp.float32).dtype == jnp.float32
+
+
 def test_pytree():
     leaves, tree = jax.tree_util.tree_flatten(NESTED)
     assert len(leaves) == 2 + 2 + 1 + 2 + 1  # two normals, inner weights, Pareto, outer weights
