@@ -30,6 +30,7 @@ from goodhart_jax.distributions import (
     mean_of,
     parse_dist,
 )
+from goodhart_jax.mixture import Mixture
 from goodhart_jax.selection import (
     best_of_n_quantile,
     best_of_n_value,
@@ -133,6 +134,7 @@ __all__ = [
     "LogNormal",
     "Pareto",
     "Levy",
+    "Mixture",
     "parse_dist",
     "Estimate",
     "conditional_value",

@@ -12,7 +12,9 @@ log space:
 
 Anchors for the rule: V's bulk, ``t`` minus X's bulk, the support edges (``lo_V`` and
 ``t - lo_X``, where densities jump or survival functions kink) and the saddle of the integrand,
-found by a coarse search and a few Newton steps.  Node positions are carried as (anchor, offset)
+found by a coarse search and a few Newton steps.  A finite mixture (``gj.Mixture``) is
+integrated as one law, with these anchors for each of its pieces and a saddle for each pair of
+a value piece and an error piece (see :func:`_layout`).  Node positions are carried as (anchor, offset)
 pairs so that ``t - y`` is exact near ``y ≈ t`` even for ``t = 1e200``.  The tail integrals are
 summed in one pass over the nodes, shifted by their terms at the panels' middle nodes (see
 :func:`_lse_one_pass`).
@@ -29,6 +31,7 @@ import numpy as np
 
 from goodhart_jax.validation import check_finite, is_concrete
 from goodhart_jax.distributions import Distribution, parse_dist
+from goodhart_jax.mixture import leaf_components
 from goodhart_jax.numerics import host_float, log_sub_exp, newton_polish
 from goodhart_jax.quadrature import (anchored_rule, at_nodes, neighbour_widths, panel_middles,
                                      side_lengths)
@@ -121,13 +124,18 @@ def _saddle(logh, lo_y, hi_y, c_v, c_x_y, span_scale):
     return jax.lax.stop_gradient(y_best), jax.lax.stop_gradient(width)
 
 
-def _bounded_below(d: Distribution) -> bool:
+def _bounded_leaf(d: Distribution) -> bool:
     """Whether ``d``'s support has a finite lower end (static: decided at trace time)."""
     with jax.ensure_compile_time_eval():
         lo = d.support()[0]
     if isinstance(lo, jax.core.Tracer):
         return True
     return bool(np.all(np.isfinite(np.asarray(lo))))
+
+
+def _bounded_below(d: Distribution) -> bool:
+    """Whether ``d``'s support has a finite lower end: every piece of a mixture's has (static)."""
+    return all(_bounded_leaf(leaf) for _, leaf in leaf_components(d))
 
 
 def _heavy(d: Distribution) -> bool:
@@ -139,53 +147,85 @@ def _heavy(d: Distribution) -> bool:
         return False
 
 
-def _layout(value: Distribution, error: Distribution, t, inner_log):
-    """Anchors as (y, t - y) pairs with widths, the end of the y-domain, and the static sides.
+def _log_sf_of(d: Distribution, y):
+    return d.log_sf(y)
 
-    Anchors: V's bulk; ``t`` minus X's bulk; V's lower support end (if finite: a kink of
-    ``S_V``, a jump of ``f_V``); ``hi = t - lo_X`` (if finite: the end of the domain, where
-    ``f_X`` may jump); and, unless one of the two is heavy-tailed, the saddle of
-    ``log f_X(t - y) + inner_log(y)`` (``inner_log`` is ``log S_V`` or ``log f_V``).
+
+def _log_prob_of(d: Distribution, y):
+    return d.log_prob(y)
+
+
+def _layout(value: Distribution, error: Distribution, t, inner_log):
+    """Anchors as (y, t - y) pairs with widths, the end of the y-domain, the static sides, and
+    which anchors are X's (static).
+
+    The pieces of a law are its mixture components (:func:`goodhart_jax.mixture.leaf_components`;
+    a law that is not a mixture is its own single piece).  Anchors, in this order: V's centre
+    (``bulk()``, where P's integrand switches from ``-F_V`` to ``S_V``) when V has several
+    pieces; each V piece's bulk; ``t`` minus each X piece's bulk; each V piece's lower support
+    end (if finite: a kink of ``S_V``, a jump of ``f_V``); ``t - lo`` for each X piece's lower
+    end ``lo`` (if finite: a jump of ``f_X``; for a single X piece ``hi = t - lo_X`` is the end
+    of the domain and has a left side only); and, for each pair of a V and an X piece neither
+    of which is heavy-tailed, the saddle of ``log f_Xj(t - y) + inner_log(V_i, y)``
+    (``inner_log`` gives ``log S`` or ``log f`` of a piece).  With one piece each this is V's
+    bulk, ``t - c_X``, ``lo_V``, ``hi``, the saddle.
     """
     dtype = jnp.result_type(t)
-    c_v, s_v = (jnp.asarray(a, dtype) for a in value.bulk())
-    c_x, s_x = (jnp.asarray(a, dtype) for a in error.bulk())
     inf = jnp.asarray(jnp.inf, dtype)
-    bounded_v, bounded_x = _bounded_below(value), _bounded_below(error)
-    ya, xa, wa, sides = [c_v, t - c_x], [t - c_v, c_x], [s_v, s_x], [(0, -1), (0, 1), (1, -1), (1, 1)]
+    v_parts = [d for _, d in leaf_components(value)]
+    x_parts = [d for _, d in leaf_components(error)]
+    ya, xa, wa, sides, own = [], [], [], [], []
+
+    def add(y, x, w, sds, of_x=False):
+        ya.append(y)
+        xa.append(x)
+        wa.append(w)
+        own.append(of_x)
+        sides.extend((len(ya) - 1, sg) for sg in sds)
+
+    both = (-1, 1)
+    if len(v_parts) > 1:
+        c, s = (jnp.asarray(a, dtype) for a in value.bulk())
+        add(c, t - c, s, both)
+    v_bulk = [tuple(jnp.asarray(a, dtype) for a in d.bulk()) for d in v_parts]
+    x_bulk = [tuple(jnp.asarray(a, dtype) for a in d.bulk()) for d in x_parts]
+    for c, s in v_bulk:
+        add(c, t - c, s, both)
+    for c, s in x_bulk:
+        add(t - c, c, s, both, True)
+    bounded_x = _bounded_below(error)
     if bounded_x:
         lo_x = jnp.asarray(error.support()[0], dtype)
         hi = t - lo_x
     else:
         lo_x, hi = None, inf
-    lo_v = jnp.asarray(value.support()[0], dtype) if bounded_v else None
-    if bounded_v:
-        ya.append(lo_v)
-        xa.append(t - lo_v)
-        wa.append(s_v)
-        sides += [(len(ya) - 1, -1), (len(ya) - 1, 1)]
-    if bounded_x:
-        ya.append(hi)
-        xa.append(lo_x)
-        wa.append(s_x)
-        sides += [(len(ya) - 1, -1)]
-    if not (_heavy(value) or _heavy(error)):
-        def logh(y):
-            return error.log_prob(t - y) + inner_log(y)
+    v_lo = [jnp.asarray(d.support()[0], dtype) if _bounded_leaf(d) else None for d in v_parts]
+    x_lo = [jnp.asarray(d.support()[0], dtype) if _bounded_leaf(d) else None for d in x_parts]
+    for lo, (_, s) in zip(v_lo, v_bulk):
+        if lo is not None:
+            add(lo, t - lo, s, both)
+    for lo, (_, s) in zip(x_lo, x_bulk):
+        if lo is not None:
+            add(t - lo, lo, s, (-1,) if len(x_parts) == 1 else both, True)
+    for dv, lo_v, (c_v, s_v) in zip(v_parts, v_lo, v_bulk):
+        for dx, lo_j, (c_x, s_x) in zip(x_parts, x_lo, x_bulk):
+            if _heavy(dv) or _heavy(dx):
+                continue
 
-        span_scale = s_v + s_x
-        lo_y = lo_v - 10 * span_scale if bounded_v else -inf
-        y_star, s_star = _saddle(logh, lo_y, hi, c_v, t - c_x, span_scale)
-        ya.append(y_star)
-        xa.append(t - y_star)
-        wa.append(s_star)
-        sides += [(len(ya) - 1, -1), (len(ya) - 1, 1)]
+            def logh(y, dv=dv, dx=dx):
+                return dx.log_prob(t - y) + inner_log(dv, y)
+
+            span_scale = s_v + s_x
+            lo_y = lo_v - 10 * span_scale if lo_v is not None else -inf
+            hi_j = t - lo_j if lo_j is not None else inf
+            y_star, s_star = _saddle(logh, lo_y, hi_j, c_v, t - c_x, span_scale)
+            add(y_star, t - y_star, s_star, both)
     ya, xa, wa = jnp.stack(ya), jnp.stack(xa), jnp.stack(wa)
     if bounded_x:  # anchors beyond the end of the domain (y > t - lo_X) move to it
         over = ya > hi
         ya = jnp.where(over, hi, ya)
         xa = jnp.where(over, lo_x, xa)
-    return ya, xa, wa, hi, tuple(sides)
+    return ya, xa, wa, hi, tuple(sides), np.array(own)
 
 
 # Margin (nats) below the largest probed term under which a side's integrand counts as dead.
@@ -257,7 +297,7 @@ def _nodes(value, error, t, inner_log, fn, *, singular_at_error_centre: bool = F
     ``with_territory`` (static) also returns which nodes X's anchors own (``t - c_X`` and, if X
     is bounded below, ``t - lo_X``) and the ends of their stretches (:class:`_Territory`).
     """
-    ya, xa, wa, hi, sides = _layout(value, error, t, inner_log)
+    ya, xa, wa, hi, sides, own = _layout(value, error, t, inner_log)
     ya, xa, wa, hi = jax.lax.stop_gradient((ya, xa, wa, hi))
     wa = neighbour_widths(ya, wa, mirror=xa)
     dtype = ya.dtype
@@ -275,12 +315,9 @@ def _nodes(value, error, t, inner_log, fn, *, singular_at_error_centre: bool = F
     x = (at_nodes(xa, rule.index) - rule.offset) + shift
     if not with_territory:
         return y, x, rule.log_weight
-    # the stretches of y owned by X's anchors: t - c_X (index 1) and, if X is bounded below,
-    # the end hi = t - lo_X (the last anchor): [ya_k - left_k, ya_k + right_k]
-    # (and of any anchor at the same place: coincident anchors share out its two sides)
-    own = np.zeros(ya.shape[0], bool)
-    # anchor order (see _layout): c_V, t - c_X, [lo_V], [hi = t - lo_X], [saddle]
-    own[[1, 2 + int(_bounded_below(value))] if _bounded_below(error) else [1]] = True
+    # the stretches of y owned by X's anchors (t - c_X and, if X is bounded below, t - lo_X,
+    # for every piece of X): [ya_k - left_k, ya_k + right_k] (and of any anchor at the same
+    # place: coincident anchors share out its two sides)
     same = (ya[:, None] == ya[None, :]) & (xa[:, None] == xa[None, :])
     own = jnp.any(same & jnp.asarray(own)[None, :], axis=1)
     left, right = lengths
@@ -307,6 +344,23 @@ def _upper_edge(error, t):
     lo_xs = jnp.where(fin, lo_x, 0.0)
     lf = jnp.where(fin, error.log_prob(lo_xs), -jnp.inf)
     return jnp.where(fin, t - lo_xs, jnp.inf), jnp.where(jnp.isnan(lf), -jnp.inf, lf)
+
+
+def _jumps(error, t):
+    """``[(t - lo, log of the jump of f_X at lo), ...]``: where ``f_X(t - y)`` jumps in ``y``.
+
+    One law: its lower support end (:func:`_upper_edge`, ``inf`` when there is none).  A
+    mixture: the lower end of every piece bounded below (the jump ``w_j f_j(lo_j)``).
+    """
+    parts = leaf_components(error)
+    if len(parts) == 1:
+        return [_upper_edge(error, t)]
+    out = []
+    for log_w, d in parts:
+        if _bounded_leaf(d):
+            edge, log_f = _upper_edge(d, t)
+            out.append((edge, log_f + log_w))
+    return out
 
 
 def _lse(a):
@@ -418,41 +472,45 @@ def _log_p(value, error, t, log_a, log_b):
     ``A <= S_X(t - c)`` (it is ``P(X >= t - c, V < t - X)``), so the difference is benign.
     """
     c = _split(value, jnp.result_type(t))
-    edge, log_fx_edge = _upper_edge(error, t)
+    edge, _ = _upper_edge(error, t)
     below = edge <= c
     # S_X(t - c), flat (value 0, derivative 0) from the left of X's lower end: at a tie the
     # left-sided formula is used throughout, so its derivative pairs with A's edge term below
     log_sx = jnp.where(below, 0.0, error.log_sf(jnp.where(below, c + 1.0, t - c)))
     log_s = jnp.logaddexp(log_sx, log_b)
     log_p = log_sub_exp(log_s, log_a)
-    # the domain's end moves with t (and X's parameters): it bounds A if below c, else B.
-    # V's tails are read at a finite point when there is no end (a family's derivative at
-    # infinity may be NaN, and a NaN times the zero cotangent of the unused branch is NaN)
-    edge_v = jnp.where(jnp.isfinite(edge), edge, c)
-    log_p = _edge_correction(log_p, jnp.where(below, -jnp.inf, log_fx_edge + value.log_sf(edge_v)),
-                             edge)
-    return _edge_correction(log_p, jnp.where(below, log_fx_edge + value.log_cdf(edge_v), -jnp.inf),
-                            edge, sign=-1.0)
+    # the domain's end (and a mixture's inner jumps of f_X) move with t and X's parameters: a
+    # jump bounds A's stretch if below c, else B's.  V's tails are read at a finite point when
+    # there is no end (a family's derivative at infinity may be NaN, and a NaN times the zero
+    # cotangent of the unused branch is NaN)
+    for edge, log_fx_edge in _jumps(error, t):
+        below = edge <= c
+        edge_v = jnp.where(jnp.isfinite(edge), edge, c)
+        log_p = _edge_correction(
+            log_p, jnp.where(below, -jnp.inf, log_fx_edge + value.log_sf(edge_v)), edge)
+        log_p = _edge_correction(
+            log_p, jnp.where(below, log_fx_edge + value.log_cdf(edge_v), -jnp.inf), edge, sign=-1.0)
+    return log_p
 
 
 @jax.jit
 def _tail_terms(value, error, t):
     """(log P(U >= t), log ∫ f_X(t - y) G(y) dy) for scalar t."""
-    y, x, lw = _nodes(value, error, t, value.log_sf, _tail_integrands, smooth=True)
+    y, x, lw = _nodes(value, error, t, _log_sf_of, _tail_integrands, smooth=True)
     ref_a, ref_b, ref_n = _reference(_tail_integrands, value, error, y, x, lw)
     a_terms, b_terms, n_terms = _live_terms(_tail_integrands, value, error, y, x, lw)
     log_a, log_b = _lse_one_pass_pair(a_terms, b_terms, y < _split(value, y.dtype), ref_a, ref_b)
     log_p = _log_p(value, error, t, log_a, log_b)
-    edge, log_fx_edge = _upper_edge(error, t)
-    edge_v = jnp.where(jnp.isfinite(edge), edge, _split(value, y.dtype))
-    log_n = _edge_correction(_lse_one_pass(n_terms, ref_n),
-                             log_fx_edge + value.log_mean_excess(edge_v), edge)
+    log_n = _lse_one_pass(n_terms, ref_n)
+    for edge, log_fx_edge in _jumps(error, t):
+        edge_v = jnp.where(jnp.isfinite(edge), edge, _split(value, y.dtype))
+        log_n = _edge_correction(log_n, log_fx_edge + value.log_mean_excess(edge_v), edge)
     return log_p, log_n
 
 
 @jax.jit
 def _tail_only(value, error, t):
-    y, x, lw = _nodes(value, error, t, value.log_sf, _tail_integrand, smooth=True)
+    y, x, lw = _nodes(value, error, t, _log_sf_of, _tail_integrand, smooth=True)
     ref_a, ref_b = _reference(_tail_integrand, value, error, y, x, lw)
     a_terms, b_terms = _live_terms(_tail_integrand, value, error, y, x, lw)
     log_a, log_b = _lse_one_pass_pair(a_terms, b_terms, y < _split(value, y.dtype), ref_a, ref_b)
@@ -690,7 +748,7 @@ def _proxy_terms(value, error, u):
     ``- G(u - lo_X) f_X(lo_X)`` at X's lower support end stays as it is.
     """
     # a cusped error density (gennorm, p < 1) has a score |x|^(p-1), singular at its centre
-    y, x, lw, direct, ends = _nodes(value, error, u, value.log_prob, _proxy_integrands,
+    y, x, lw, direct, ends = _nodes(value, error, u, _log_prob_of, _proxy_integrands,
                                     singular_at_error_centre=error.cusp,
                                     with_territory=True)
     fu_terms, bp_pos, bp_neg, dir_pos, dir_neg = _live_terms(_proxy_integrands, value, error, y, x, lw)

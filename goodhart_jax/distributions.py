@@ -41,6 +41,7 @@ from __future__ import annotations
 import ast
 import inspect
 import math
+import re
 from typing import Any, ClassVar, Mapping, NamedTuple
 
 import jax
@@ -365,6 +366,14 @@ class Distribution:
 
     def mean_of_copies(self, k: int):
         """The law of the mean of ``k`` independent copies, where it stays in the family."""
+        return None
+
+    def mixture_components(self):
+        """``(log_weights, components)`` for a finite mixture (``gj.Mixture``), else ``None``.
+
+        The exact conditioning lays out its quadrature from the components of a mixture
+        (``goodhart_jax.mixture.leaf_components``); every other law is its own single piece.
+        """
         return None
 
     @property
@@ -1191,7 +1200,10 @@ def parse_dist(spec: str | Distribution) -> Distribution:
     """Build a distribution from a spec such as ``"student_t(df=3)"`` or ``"normal(0, 2)"``.
 
     Arguments are numbers, positional or by keyword, as in the constructor; ``normal`` and
-    ``normal()`` both mean the default.
+    ``normal()`` both mean the default.  A family may parse its own arguments (a classmethod
+    ``from_spec_args(args, keywords, parse_node, spec)`` on ``ast`` nodes): ``mixture(0.99*normal,
+    0.01*pareto(alpha=1.5))`` (see ``goodhart_jax.mixture``; a number followed by a space and a
+    law, ``0.99 normal``, reads as ``0.99*normal``).
 
     Raises:
         ValueError: unknown family, malformed spec, or a parameter outside its range.
@@ -1205,19 +1217,36 @@ def parse_dist(spec: str | Distribution) -> Distribution:
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"spec must be a string like 'normal(0, 1)', got {spec!r}")
     known = ", ".join(FAMILIES)
+    malformed = f"spec {spec!r} is malformed; expected NAME or NAME(args), NAME one of {known}"
     try:
         tree = ast.parse(spec.strip(), mode="eval").body
     except SyntaxError:
-        raise ValueError(f"spec {spec!r} is malformed; expected NAME or NAME(args), NAME one of {known}") from None
+        try:  # "0.99 normal(0, 1)": a number, a space, a law -> 0.99*normal(0, 1)
+            tree = ast.parse(_WEIGHT_SPACE.sub(r"\1*", spec.strip()), mode="eval").body
+        except SyntaxError:
+            raise ValueError(malformed) from None
+    return _parse_node(tree, spec, malformed)
+
+
+# a number (not part of a name) followed by spaces and a name
+_WEIGHT_SPACE = re.compile(r"(?<![\w.])((?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s+(?=[A-Za-z_])")
+
+
+def _parse_node(tree, spec: str, malformed: str) -> Distribution:
+    """The distribution an ``ast`` node of a spec describes (``NAME`` or ``NAME(args)``)."""
+    known = ", ".join(FAMILIES)
     if isinstance(tree, ast.Name):
         func, args, kwargs = tree.id, [], []
     elif isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name):
         func, args, kwargs = tree.func.id, tree.args, tree.keywords
     else:
-        raise ValueError(f"spec {spec!r} is malformed; expected NAME or NAME(args), NAME one of {known}")
+        raise ValueError(malformed)
     if func not in FAMILIES:
         raise ValueError(f"spec {spec!r}: unknown distribution {func!r}; allowed: {known}")
     cls = FAMILIES[func]
+    from_args = getattr(cls, "from_spec_args", None)
+    if from_args is not None:
+        return from_args(args, kwargs, lambda node: _parse_node(node, spec, malformed), spec)
 
     def number(node):
         try:

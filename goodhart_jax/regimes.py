@@ -41,6 +41,7 @@ from typing import NamedTuple
 import numpy as np
 
 from goodhart_jax.distributions import Distribution, Tail, parse_dist
+from goodhart_jax.mixture import leaf_components
 
 __all__ = [
     "CATASTROPHIC",
@@ -103,9 +104,10 @@ def right_tail(dist: Distribution, *, name: str = "dist") -> Tail:
         dist = parse_dist(dist)
     if not isinstance(dist, Distribution):
         raise ValueError(f"{name} must be a goodhart_jax distribution or spec string, got {dist!r}")
-    for k, v in dist.parameters.items():
-        if not isinstance(v, Distribution):
-            _scalar(dist, k, name)
+    for _, part in leaf_components(dist):  # a mixture's pieces (its weights: its own check)
+        for k, v in part.parameters.items():
+            if not isinstance(v, Distribution):
+                _scalar(part, k, name)
     return dist.right_tail()
 
 

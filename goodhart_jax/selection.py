@@ -34,6 +34,7 @@ from goodhart_jax.validation import check_param, check_positive_int
 from goodhart_jax.conditioning import (check_value_mean, as_distributions, bucket_size, cast_parameters, unpad,
                                        tail_and_proxy_quadrature, tail_quadrature)
 from goodhart_jax.distributions import Distribution
+from goodhart_jax.mixture import leaf_components
 from goodhart_jax.numerics import float_dtype, host_float, log1mexp, mean_estimate
 from goodhart_jax.quadrature import gauss_legendre
 from goodhart_jax.numerics import Estimate
@@ -118,13 +119,17 @@ def _kl(n):
 
 
 
-def _side(length, scale, dtype):
-    """Offsets ``>= 0`` and log-weights covering ``[0, length]`` from an anchor of width ``scale``."""
+def _side(length, scale, dtype, extra=None):
+    """Offsets ``>= 0`` and log-weights covering ``[0, length]`` from an anchor of width ``scale``
+    (``extra``: further breakpoints, as offsets; those outside ``[0, length]`` are idle)."""
     big = jnp.asarray(jnp.finfo(dtype).max, dtype) ** 0.9
     w_end = jnp.log1p(jnp.minimum(length, big) / scale)
     low = jnp.minimum(jnp.asarray(_W_SIDE, dtype), w_end)
     top = jnp.clip(w_end - jnp.asarray(_W_TOP, dtype), 0.0, w_end)
-    bp = jnp.sort(jnp.concatenate([low, top, w_end[None]]))
+    parts = [low, top, w_end[None]]
+    if extra is not None:
+        parts.append(jnp.clip(jnp.log1p(jnp.maximum(extra, 0.0) / scale), 0.0, w_end))
+    bp = jnp.sort(jnp.concatenate(parts))
     a, h = bp[:-1], bp[1:] - bp[:-1]
     live = h > 0
     w = a[:, None] + h[:, None] * jnp.asarray(_GLX, dtype)[None, :]
@@ -168,8 +173,9 @@ class _Rule(NamedTuple):
     log_weight: Array
 
 
-def _window_rule(pts, s_pts, s_lo, s_top, c, scale, lo) -> _Rule:
-    """A window's rule from the quantile points ``(pts, s_pts)`` (sorted)."""
+def _window_rule(pts, s_pts, s_lo, s_top, c, scale, lo, extra=None) -> _Rule:
+    """A window's rule from the quantile points ``(pts, s_pts)`` (sorted); ``extra`` (or
+    ``None``): further breakpoints in ``u`` (a mixture's, see :func:`_pair_points`)."""
     dtype = pts.dtype
     s_mid = s_lo + (s_top - s_lo) * jnp.linspace(0.0, 1.0, _K_MID + 1, dtype=dtype)
     u_mid, slope = jax.vmap(_interpolate, in_axes=(None, None, 0, None, None))(
@@ -177,6 +183,9 @@ def _window_rule(pts, s_pts, s_lo, s_top, c, scale, lo) -> _Rule:
     u_mid = jax.lax.cummax(u_mid)
     cap = jnp.maximum(jnp.abs(u_mid), scale) * 1e3
     width = jnp.clip(slope, 1e-8 * scale, cap)
+    u_lo, u_hi = u_mid[0], u_mid[-1]
+    if extra is not None:
+        u_mid = jnp.sort(jnp.concatenate([u_mid, jnp.clip(extra, u_lo, u_hi)]))
     # middle panels
     a, h = u_mid[:-1], u_mid[1:] - u_mid[:-1]
     live = h > 0
@@ -185,13 +194,40 @@ def _window_rule(pts, s_pts, s_lo, s_top, c, scale, lo) -> _Rule:
             + jnp.log(jnp.where(live, h, 1.0))[:, None])
     lw_m = jnp.where(live[:, None], lw_m, -jnp.inf).reshape(-1)
     # the two sides
-    u_lo, u_hi = u_mid[0], u_mid[-1]
     left_len = jnp.where(jnp.isfinite(lo), u_lo - lo, jnp.inf)
-    off_l, lw_l = _side(jnp.maximum(left_len, 0.0), width[0], dtype)
-    off_r, lw_r = _side(jnp.asarray(jnp.inf, dtype), width[-1], dtype)
+    off_l, lw_l = _side(jnp.maximum(left_len, 0.0), width[0], dtype,
+                        None if extra is None else u_lo - extra)
+    off_r, lw_r = _side(jnp.asarray(jnp.inf, dtype), width[-1], dtype,
+                        None if extra is None else extra - u_hi)
     u = jnp.concatenate([u_lo - off_l, u_m, u_hi + off_r])
     lw = jnp.concatenate([lw_l, lw_m, lw_r])
     return _Rule(jnp.where(jnp.isfinite(lw), u, u_lo), lw)
+
+
+# Multiples of a pair's width at which a mixture's outer rule gets breakpoints: around the
+# centre of V_i + X_j for every pair of pieces, so that no panel of the rule (placed at the
+# quantiles of U, where a mixture's U may be flat over a gap between its modes) spans a mode's
+# flank and the gap beyond it at once.
+_PAIR_STEPS = np.array([0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 32.0, 64.0])
+_PAIR_GRID = np.concatenate([-_PAIR_STEPS[::-1], [0.0], _PAIR_STEPS])
+
+
+def _pair_points(value, error, dtype):
+    """Breakpoints ``c_i + c_j + sqrt(s_i^2 + s_j^2) k`` (``k`` in ``_PAIR_GRID``) for every pair
+    of a value piece and an error piece (:func:`goodhart_jax.mixture.leaf_components`, bulk
+    ``(c, s)`` each); ``None`` (static) when neither law is a mixture."""
+    vs = [d for _, d in leaf_components(value)]
+    xs = [d for _, d in leaf_components(error)]
+    if len(vs) == 1 and len(xs) == 1:
+        return None
+    grid = jnp.asarray(_PAIR_GRID, dtype)
+    out = []
+    for dv in vs:
+        c_v, s_v = (jnp.asarray(a, dtype) for a in dv.bulk())
+        for dx in xs:
+            c_x, s_x = (jnp.asarray(a, dtype) for a in dx.bulk())
+            out.append(c_v + c_x + jnp.sqrt(s_v * s_v + s_x * s_x) * grid)
+    return jax.lax.stop_gradient(jnp.concatenate(out))
 
 
 def _log_weights(n, log_f, log_s):
@@ -275,8 +311,9 @@ def _outer_nodes(value, error, s_lo, s_top) -> _OuterNodes:
     probes = jnp.where(jnp.isfinite(lo), jnp.maximum(probes, lo + 1e-9 * scale), probes)
     fixed = jax.lax.stop_gradient((value, error))
     pts, s_pts = _quantile_points(fixed, probes, s_lo, s_top, c, scale)
-    rules = jax.vmap(_window_rule, in_axes=(None, None, 0, 0, None, None, None))(
-        pts, s_pts, s_lo, s_top, c, scale, lo)
+    extra = _pair_points(value, error, dtype)
+    rules = jax.vmap(_window_rule, in_axes=(None, None, 0, 0, None, None, None, None))(
+        pts, s_pts, s_lo, s_top, c, scale, lo, extra)
     rules = jax.lax.stop_gradient(rules)
     u = rules.u.reshape(-1)
     # the inner quantities differentiate in the distributions' parameters (nodes held fixed)

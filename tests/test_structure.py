@@ -21,7 +21,7 @@ import goodhart_jax as gj
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted([*ROOT.glob("goodhart_jax/**/*.py"), *ROOT.glob("experiments/*.py")])
 FAMILIES = {"Normal", "StudentT", "GenNormal", "Exponential", "LogNormal", "Pareto", "Levy",
-            "MeanOf", "Distribution"}
+            "MeanOf", "Mixture", "Distribution"}
 
 
 def _names(node) -> list[str]:
@@ -91,6 +91,6 @@ def test_log1mexp_is_written_once():
 
 
 @pytest.mark.parametrize("name", ["Distribution", "Constraint", "POSITIVE", "REAL", "Tail",
-                                  "MeanOf", "mean_of", "Estimate"])
+                                  "MeanOf", "mean_of", "Estimate", "Mixture"])
 def test_protocol_is_public(name):
     assert name in gj.__all__ and hasattr(gj, name)
