@@ -25,6 +25,7 @@ from scipy import stats
 
 import goodhart_jax as gj
 from goodhart_jax import cli
+from tests.pool_checks import push_fixed_point
 
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "mixtures.json").read_text())
 ROWS = {row["name"]: row for row in REFERENCE["pairs"]}
@@ -364,12 +365,7 @@ def test_pool_push_reaches_the_tilted_policy():
     value = gj.Mixture([gj.Normal(m, s) for _, m, s in comps], [w for w, _, _ in comps])
     error = gj.parse_dist("mixture(0.5*normal(0, 0.5), 0.5*normal(1, 0.3))")
     pool = gj.sample_pool(jax.random.key(3), value, error, 200_000)
-    res = gj.push(pool, beta=beta, steps=400, learning_rate=0.5)
-    got = float(res.trace.value[-1])
-    w = np.exp((np.asarray(pool.proxy) - np.max(np.asarray(pool.proxy))) / beta)
-    v = np.asarray(pool.value)
-    est = np.sum(w * v) / np.sum(w)
-    se = math.sqrt(np.sum(w ** 2 * (v - est) ** 2)) / np.sum(w)
+    got, est, se = push_fixed_point(pool, beta)
     assert abs(got - est) < 1e-6
     mgf = [wi * math.exp(lam * m + 0.5 * lam * lam * s * s) for wi, m, s in comps]
     ref = sum(k * (m + lam * s * s) for k, (_, m, s) in zip(mgf, comps)) / sum(mgf)

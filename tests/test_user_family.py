@@ -23,6 +23,7 @@ import pytest
 from scipy import special as ss
 
 import goodhart_jax as gj
+from tests.pool_checks import push_fixed_point
 
 
 class Logistic(gj.Distribution):
@@ -186,12 +187,7 @@ def test_pool_push_reaches_the_tilted_policy():
     mean tilted by e^(v / beta) (closed form for the logistic), up to the pool's own error."""
     value, error, beta = Logistic(0.3, 0.5), Gumbel(0.0, 0.4), 2.0
     pool = gj.sample_pool(jax.random.key(3), value, error, 200_000)
-    res = gj.push(pool, beta=beta, steps=400, learning_rate=0.5)
-    got = float(res.trace.value[-1])
-    w = np.exp((np.asarray(pool.proxy) - np.max(np.asarray(pool.proxy))) / beta)
-    v = np.asarray(pool.value)
-    est = np.sum(w * v) / np.sum(w)
-    se = math.sqrt(np.sum(w ** 2 * (v - est) ** 2)) / np.sum(w)
+    got, est, se = push_fixed_point(pool, beta)
     assert abs(got - est) < 1e-6  # push reached the fixed point
     ref = _logistic_tilted_mean(0.3, 0.5, 1.0 / beta)
     assert abs(got - ref) < 4 * se, (got, ref, se)
