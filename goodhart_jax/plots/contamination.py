@@ -85,7 +85,7 @@ def contaminated_error_figure(numbers: Mapping):
         ax_ts.semilogx(eps, s["t_star"], m, color=c, label=f"t*, H = {s['label']}")
         ax_ts.semilogx(eps, s["t_star_theory"], "-", color=c, lw=1,
                        label=f"theory S(t*) = eps c t*^(2-a) / 2, H = {s['label']}")
-    for ax in (ax_n, ax_ts, ax_p):
+    for ax in ((ax_n, ax_ts, ax_p) if bon_on else (ax_ts, ax_p)):
         ax.set_xlabel("eps (weight of H)")
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3, which="both")
