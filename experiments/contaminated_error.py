@@ -210,6 +210,7 @@ def main(quick: bool, out: Path, seed: int, *, eps_min: float = 1e-6, eps_max: f
             "t_star_sq_vs_log_inv_eps_slope_small": _slope(inv[small], ser["t_star"][small] ** 2),
             "t_star_sq_vs_log_inv_eps_slope_theory": _slope(inv[small],
                                                             ser["t_star_theory"][small] ** 2),
+            "t_star_minus_theory": ser["t_star"] - ser["t_star_theory"],
             "t_star_max_abs_error_vs_theory_small": float(np.max(np.abs(
                 ser["t_star"] - ser["t_star_theory"])[small])),
         }
@@ -225,11 +226,19 @@ def main(quick: bool, out: Path, seed: int, *, eps_min: float = 1e-6, eps_max: f
                 n_star_times_tail_prob_at_t_star=ser["n_star"] / ser["inv_tail_prob_at_t_star"],
                 bon_peak_over_theory=ser["bon_peak"] / ser["bon_peak_theory"],
             )
-            within = bool(np.all((ratio[small] > 0.8) & (ratio[small] < 1.25)))
+            sketch = np.log(1.0 / eps_grid) + 0.5 * tail.exponent * np.log(np.log(1.0 / eps_grid))
+            fit["log_n_star_sketch_slope_small"] = _slope(inv[small], sketch[small])
+            # asymptotic: the ratio falls towards 1 as eps -> 0 (corrections O(1 / log(1/eps)))
+            order = np.argsort(eps_grid)
+            falling = bool(np.all(np.diff(ratio[order]) > 0))
+            holds = falling and abs(ratio[order][0] - 1.0) < 0.15
+            fit["theory_holds"] = holds
             fit["verdict"] = (
-                f"n*/theory in [{ratio[small].min():.3f}, {ratio[small].max():.3f}] for eps <= 1e-2: "
-                + ("the leading-order theory holds (within 25%)" if within else
-                   "the leading-order theory is off by more than 25%"))
+                f"n*/theory = {ratio[order][0]:.3f} at eps = {eps_grid[order][0]:.0e}, "
+                f"{ratio[small][-1]:.3f} at eps = {eps_grid[small][-1]:.0e}"
+                + (", falling towards 1 as eps -> 0: the leading-order scaling holds, with "
+                   "O(1/log(1/eps)) corrections" if holds else
+                   ": the leading-order theory does not hold on this grid"))
         numbers["fits"][hname] = fit
 
     from goodhart_jax.plots.contamination import contaminated_error_figure
