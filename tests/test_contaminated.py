@@ -3,7 +3,7 @@
 The default tests run the threshold half (``best_of_n=false``: 24 s of CPU, 47-64 s of wall time
 on 2 shared cores under load 10); the best-of-n half compiles for 1.5 min of CPU and is
 ``-m slow``.  References are independent of the library: closed forms
-and ``scipy.integrate.quad`` over ``scipy.stats`` densities; the theory's ``n*`` and ``t*`` are
+and ``scipy.integrate.quad`` over the laws written out in plain math; the theory's ``n*`` and ``t*`` are
 solved here again with SciPy.
 """
 
