@@ -51,6 +51,10 @@ REGISTRY: dict[str, tuple[str, str]] = {
         "goodhart_jax.experiments.catastrophic_goodhart",
         "best-of-n and KL-tilted pushing on U = V + X: light vs heavy-tailed error (Kwa et al. 2024)",
     ),
+    "contaminated_error": (
+        "goodhart_jax.experiments.contaminated_error",
+        "error (1 - eps) N(0,1) + eps t(2): best-of-n and thresholds collapse at n* ~ 4/eps",
+    ),
     "overoptimization": (
         "goodhart_jax.experiments.overoptimization",
         "gold reward against sqrt(KL) for best-of-n and optax-tilted policies, Gao et al. fits",
