@@ -1,4 +1,4 @@
-"""The distribution protocol, the seven built-in families as pytrees, and ``parse_dist``.
+"""The distribution protocol, the built-in families as pytrees, and ``parse_dist``.
 
 Every family is an immutable pytree whose parameters are its leaves, so ``jit``, ``vmap`` and
 ``grad`` go through them (gradients flow to the parameters).  Each offers
@@ -27,6 +27,8 @@ Parameterisations (normative, see docs/design.md):
 ``LogNormal(sigma, loc=0)``         loc + exp(sigma Z)
 ``Pareto(alpha, scale=1)``          support x >= scale, S(x) = (scale / x)^alpha
 ``Levy(scale=1)``                   scale / Z^2 (no finite mean)
+``GeneralizedPareto(xi, scale=1,    S(x) = (1 + xi (x - loc) / scale)^(-1/xi); xi < 0 bounded,
+loc=0)``                            xi = 0 exponential, xi > 0 power law
 ==================================  ============================================================
 
 Example:
@@ -53,7 +55,11 @@ from goodhart_jax import rng, special
 from goodhart_jax.validation import check_param, check_positive_int, is_concrete
 from goodhart_jax.numerics import as_float as _as_float
 from goodhart_jax.numerics import float_dtype as _float_dtype
+from goodhart_jax.numerics import expm1_ratio as _expm1_ratio
 from goodhart_jax.numerics import log1mexp as _log1mexp
+from goodhart_jax.numerics import log1p_ratio as _log1p_ratio
+from goodhart_jax.numerics import two_prod as _two_prod
+from goodhart_jax.numerics import two_sum as _two_sum
 
 __all__ = [
     "Distribution",
@@ -64,6 +70,7 @@ __all__ = [
     "LogNormal",
     "Pareto",
     "Levy",
+    "GeneralizedPareto",
     "MeanOf",
     "mean_of",
     "Constraint",
@@ -137,17 +144,23 @@ class Tail(NamedTuple):
       exponential: 1);
     * ``kind="lognormal"``: ``log S(x) ~ -(log x)^2 / (2 exponent^2)`` (``exponent = sigma``);
     * ``kind="power"``: ``S(x) ~ coef x^-exponent`` (Student t: ``df``, Pareto: ``alpha``,
-      Levy: 1/2).
+      Levy: 1/2);
+    * ``kind="bounded"``: the support ends at ``end < inf``, ``S(x) ~ coef (end - x)^exponent``
+      as ``x -> end`` (generalized Pareto with ``xi < 0``: ``exponent = -1/xi``).
     """
 
     kind: str
     exponent: float
     scale: float = 1.0
     coef: float = 1.0
+    end: float = math.inf
 
     @property
     def tail_class(self) -> str:
-        """``"light"`` (Weibull exponent > 1), ``"exponential"`` (= 1) or ``"heavy"``."""
+        """``"light"`` (Weibull exponent > 1, or a bounded support), ``"exponential"`` (= 1) or
+        ``"heavy"``."""
+        if self.kind == "bounded":
+            return "light"
         if self.kind != "weibull" or self.exponent < 1.0:
             return "heavy"
         return "exponential" if self.exponent == 1.0 else "light"
@@ -566,6 +579,13 @@ def _require_mean(dist: Distribution, name: str, value: Any, bound: float) -> No
     if is_concrete(value) and bool(jnp.any(jnp.asarray(value) <= bound)):
         raise ValueError(f"{dist.name}: the mean excess needs a finite mean, i.e. {name} in "
                          f"({bound:g}, inf)")
+
+
+def _require_mean_below(dist: Distribution, name: str, value: Any, bound: float) -> None:
+    """Raise ``ValueError`` if a concrete ``value >= bound`` (the mean is not finite)."""
+    if is_concrete(value) and bool(jnp.any(jnp.asarray(value) >= bound)):
+        raise ValueError(f"{dist.name}: the mean excess needs a finite mean, i.e. {name} in "
+                         f"(-inf, {bound:g})")
 
 
 def _abs_pow(z, p):
@@ -1016,6 +1036,156 @@ class Pareto(Distribution):
         return (self.scale * jnp.exp(e / self.alpha)).astype(dtype)
 
 
+class GeneralizedPareto(Distribution):
+    """Generalized Pareto law with shape ``xi``, ``scale`` and ``loc`` (peaks over a threshold).
+
+    Math: ``S(x) = (1 + xi z)^(-1/xi)``, ``z = (x - loc) / scale``, and ``S(x) = e^(-z)`` at
+    ``xi = 0``; support ``[loc, inf)`` for ``xi >= 0``, ``[loc, loc - scale / xi]`` for
+    ``xi < 0``.  ``log S = -log1p(xi z) / xi`` (:func:`goodhart_jax.numerics.log1p_ratio`:
+    continuous, with its derivatives, through ``xi = 0``), ``log f = -log(scale) - (1 + xi)
+    log1p(xi z) / xi``.  Near the upper end of a bounded law (``xi < 0``) ``1 + xi z`` is
+    formed without rounding (:func:`~goodhart_jax.numerics.two_prod`), so ``log S`` keeps its
+    relative accuracy out to the last float below the end.
+
+    ``xi > 0``: a power law, ``S(x) ~ (scale / xi)^(1/xi) x^(-1/xi)``; ``xi = 0``: the
+    exponential law shifted to ``loc``; ``xi = -1``: uniform on ``[loc, loc + scale]``;
+    ``xi < -1``: the density grows without bound (integrably) at the upper end.  The mean is
+    ``loc + scale / (1 - xi)`` for ``xi < 1`` (``inf`` otherwise) and
+    ``G(y) = E[(V - E V) 1{V > y}] = (y - loc) S(y) / (1 - xi)`` for ``y >= loc``.
+
+    Example:
+        >>> import goodhart_jax as gj
+        >>> d = gj.GeneralizedPareto(0.5, scale=2.0)
+        >>> round(float(d.log_sf(2.0)), 12), float(d.mean())  # -2 log(1.5), 2 / (1 - 0.5)
+        (-0.810930216216, 4.0)
+        >>> gj.GeneralizedPareto(-0.5).support()[1].item(), gj.GeneralizedPareto(-0.5).tail
+        (2.0, 'light')
+    """
+
+    name = "genpareto"
+    constraints = {"xi": REAL, "scale": POSITIVE, "loc": REAL}
+
+    def __init__(self, xi, scale=1.0, loc=0.0):
+        super().__init__(xi=xi, scale=scale, loc=loc)
+
+    # --- pieces -------------------------------------------------------------------------------
+    def _one_plus(self, x):
+        """``(z, 1 + xi z)``, the latter from an error-free ``scale + xi (x - loc)`` (its
+        derivatives are those of ``1 + xi z``: the correction is held fixed)."""
+        x = jnp.asarray(x)
+        xi, scale, loc = self.xi, self.scale, self.loc
+        z = (x - loc) / scale
+        naive = 1.0 + xi * z
+        dh, dl = _two_sum(x, -jnp.asarray(loc, jnp.result_type(x, float)))
+        p, e = _two_prod(xi, dh)
+        exact = ((scale + p) + (e + xi * dl)) / scale
+        fix = jax.lax.stop_gradient(exact - naive)
+        return z, naive + jnp.where(jnp.isfinite(fix), fix, 0.0)
+
+    def _parts(self, x):
+        """``(below, above, L)``: ``x < loc``, ``x`` at or past the upper end, and
+        ``L = -log S(x)`` (with a safe argument off the support)."""
+        x = jnp.asarray(x)
+        z, r = self._one_plus(x)
+        below = x < self.loc
+        above = ~below & (jnp.isposinf(x) | (r <= 0))
+        inside = ~below & ~above
+        big = _log1p_ratio(_safe(inside, z, 0.0), self.xi, one_plus=_safe(inside, r, 1.0))
+        return below, above, big
+
+    # --- the five basic methods ---------------------------------------------------------------
+    def log_sf(self, x):
+        below, above, big = self._parts(x)
+        return jnp.where(below, 0.0, jnp.where(above, -jnp.inf, -big))
+
+    def log_cdf(self, x):
+        below, above, big = self._parts(x)
+        pos = big > 0
+        val = _log1mexp(-_safe(pos, big, 1.0))
+        return jnp.where(above, 0.0, jnp.where(below | ~pos, -jnp.inf, val))
+
+    def log_prob(self, x):
+        below, above, big = self._parts(x)
+        val = -jnp.log(self.scale) - (1.0 + self.xi) * big
+        return jnp.where(below | above, -jnp.inf, val)
+
+    def mean(self):
+        xi = _as_float(self.xi)
+        ok = xi < 1.0
+        return jnp.where(ok, self.loc + self.scale / (1.0 - _safe(ok, xi, 0.0)), jnp.inf)
+
+    def sample(self, key, shape=(), dtype=None):
+        """Inverse transform: ``loc + scale expm1(xi E) / xi``, ``E ~ Exp(1)``."""
+        dtype = _float_dtype(dtype)
+        e = jax.random.exponential(key, shape, dtype)
+        xi = jnp.asarray(self.xi, dtype)
+        return (self.loc + self.scale * _expm1_ratio(e, xi)).astype(dtype)
+
+    # --- hooks --------------------------------------------------------------------------------
+    def support(self):
+        xi = _as_float(self.xi)
+        neg = xi < 0
+        hi = self.loc - self.scale / _safe(neg, xi, -1.0)
+        return jnp.asarray(self.loc, xi.dtype) + jnp.zeros_like(xi), jnp.where(neg, hi, jnp.inf)
+
+    def bulk(self):
+        xi = _as_float(self.xi)
+        return jnp.asarray(self.loc, xi.dtype) + jnp.zeros_like(xi), \
+            self.scale / jnp.maximum(1.0, -2.0 * xi)
+
+    def log_mean_excess(self, y):
+        # G(y) = (y - loc) S(y) / (1 - xi) for y > loc, else 0
+        y = jnp.asarray(y)
+        _require_mean_below(self, "xi", self.xi, 1.0)
+        ok = y > self.loc
+        ys = _safe(ok, y, self.loc + self.scale)
+        val = jnp.log(ys - self.loc) + self.log_sf(ys) - jnp.log1p(-self.xi)
+        return jnp.where(ok, val, -jnp.inf)
+
+    @property
+    def tail(self) -> str:
+        """``"heavy"`` (``xi > 0``), ``"exponential"`` (``xi = 0``), ``"light"`` (``xi < 0``:
+        bounded); needs a concrete scalar ``xi``."""
+        xi = float(self.xi)
+        return "heavy" if xi > 0 else "exponential" if xi == 0 else "light"
+
+    def right_tail(self):
+        """``xi > 0``: ``Tail("power", 1/xi, coef=(scale/xi)^(1/xi))``; ``xi = 0``:
+        ``Tail("weibull", 1, scale)``; ``xi < 0``: ``Tail("bounded", -1/xi, end=loc - scale/xi,
+        coef=(-xi/scale)^(-1/xi))`` (``S(x) ~ coef (end - x)^(-1/xi)`` at the end)."""
+        _host_scalar(self)
+        xi, scale, loc = float(self.xi), float(self.scale), float(self.loc)
+        if xi > 0:
+            return Tail("power", 1.0 / xi, coef=(scale / xi) ** (1.0 / xi))
+        if xi == 0:
+            return Tail("weibull", 1.0, scale)
+        return Tail("bounded", -1.0 / xi, coef=(-xi / scale) ** (-1.0 / xi),
+                    end=loc - scale / xi)
+
+    def tilted_mean(self, lam):
+        """``E[V e^(lam V)] / E[e^(lam V)]``: ``inf`` for ``xi > 0 < lam`` or ``xi = 0``,
+        ``lam >= 1/scale``; ``loc + scale / (1 - lam scale)`` at ``xi = 0``; else a
+        Gauss-Legendre rule in ``E`` (``V = loc + scale expm1(xi E) / xi``, ``E ~ Exp(1)``)."""
+        _host_scalar(self)
+        lam = float(lam)
+        xi, scale, loc = float(self.xi), float(self.scale), float(self.loc)
+        if xi > 0 and lam > 0:
+            return math.inf
+        if xi == 0:
+            return loc + scale / (1.0 - lam * scale) if lam * scale < 1.0 else math.inf
+        gx, gw = np.polynomial.legendre.leggauss(40)
+        edges = np.concatenate([[0.0], np.geomspace(1e-3, 800.0, 60)])
+        a, b = edges[:-1, None], edges[1:, None]
+        e = (0.5 * (b - a) * gx + 0.5 * (a + b)).ravel()
+        w = (0.5 * (b - a) * gw).ravel()
+        u = xi * e
+        v = loc + scale * np.where(np.abs(u) > 1e-8, np.expm1(u) / (xi if xi else 1.0), e)
+        g = lam * v - e
+        g = g - g.max()
+        p = w * np.exp(g)
+        return float(np.sum(v * p) / np.sum(p))
+
+
 class Levy(Distribution):
     """Lévy distribution ``scale / Z^2``: support ``x > 0``, no finite mean.
 
@@ -1192,7 +1362,8 @@ def mean_of(error: Any, k: int) -> Distribution:
 
 
 FAMILIES: dict[str, type[Distribution]] = {
-    cls.name: cls for cls in (Normal, StudentT, GenNormal, Exponential, LogNormal, Pareto, Levy)
+    cls.name: cls for cls in (Normal, StudentT, GenNormal, Exponential, LogNormal, Pareto, Levy,
+                              GeneralizedPareto)
 }
 
 

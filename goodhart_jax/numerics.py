@@ -2,6 +2,9 @@
 
 * :func:`log1mexp` and :func:`log_sub_exp`: ``log(1 - e^u)`` and ``log(e^a - e^b)``, accurate at
   both ends (Mächler 2012's two branches);
+* :func:`log1p_ratio` and :func:`expm1_ratio`: ``log1p(xi a) / xi`` and ``expm1(xi a) / xi``,
+  continuous (with their derivatives) through ``xi = 0``, where they tend to ``a``;
+* :func:`two_sum` and :func:`two_prod`: error-free sums and products (``a + b = s + e`` exactly);
 * :func:`float_dtype` and :func:`as_float`: the one promotion rule (integers become the default
   float, floats keep their own dtype);
 * :func:`newton_polish`: safeguarded Newton ascent on a scalar function;
@@ -23,7 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["log1mexp", "log_sub_exp", "float_dtype", "as_float", "host_float", "newton_polish", "Estimate",
+__all__ = ["log1mexp", "log_sub_exp", "log1p_ratio", "expm1_ratio", "two_sum", "two_prod",
+           "float_dtype", "as_float", "host_float", "newton_polish", "Estimate",
            "mean_estimate", "ratio_estimate"]
 
 _LOG_2 = math.log(2.0)
@@ -52,6 +56,110 @@ def log_sub_exp(a, b) -> jax.Array:
     """
     a = jnp.asarray(a)
     return a + log1mexp(jnp.minimum(jnp.asarray(b) - a, 0.0))
+
+
+# |xi a| below this: the series (the direct forms lose the derivative in xi to cancellation
+# and are 0 / 0 at xi = 0); 9 terms leave u^9 / 10 < 1e-19.
+_SERIES_U = 0.01
+_LOG1P_TERMS = 9
+_EXPM1_TERMS = 8
+
+
+def log1p_ratio(a, xi, one_plus=None) -> jax.Array:
+    """``log1p(xi a) / xi``, tending to ``a`` as ``xi -> 0`` (value and derivatives).
+
+    Math: ``a h(xi a)`` with ``h(u) = log1p(u) / u = Σ_k (-u)^k / (k + 1)``, summed as a
+    series for ``|u| < 0.01`` (so the derivative in ``xi`` is accurate there too), else
+    ``log1p(u) / xi``.  ``one_plus``, when given, is ``1 + xi a`` computed more accurately than
+    ``1 + fl(xi a)`` (see :func:`two_prod`); it is used where ``u < -1/2``, where ``log1p``
+    would see the rounding of ``xi a`` (the upper end of a generalized Pareto law with
+    ``xi < 0``).  Gradients are finite wherever ``1 + xi a > 0`` (the unused branch is fed a
+    safe value).
+
+    Example:
+        >>> float(log1p_ratio(2.0, 0.0)), round(float(log1p_ratio(2.0, 0.5)), 12)
+        (2.0, 1.386294361120)
+    """
+    a, xi = jnp.asarray(a), jnp.asarray(xi)
+    u = xi * a
+    small = jnp.abs(u) < _SERIES_U
+    us = jnp.where(small, u, 0.0)
+    poly = jnp.zeros_like(us)
+    for k in range(_LOG1P_TERMS - 1, -1, -1):
+        poly = poly * (-us) + 1.0 / (k + 1)
+    ud = jnp.where(small, 0.5, u)
+    xd = jnp.where(small, 1.0, xi)
+    lp = jnp.log1p(ud)
+    if one_plus is not None:
+        low = ud < -0.5
+        lp = jnp.where(low, jnp.log(jnp.where(low, one_plus, 0.5)), lp)
+    return jnp.where(small, a * poly, lp / xd)
+
+
+def expm1_ratio(a, xi) -> jax.Array:
+    """``expm1(xi a) / xi``, tending to ``a`` as ``xi -> 0`` (value and derivatives).
+
+    Math: ``a g(xi a)`` with ``g(u) = expm1(u) / u = Σ_k u^k / (k + 1)!``, a series for
+    ``|u| < 0.01``, else ``expm1(u) / xi``.
+
+    Example:
+        >>> float(expm1_ratio(2.0, 0.0)), round(float(expm1_ratio(2.0, -0.5)), 12)
+        (2.0, 1.264241117657)
+    """
+    a, xi = jnp.asarray(a), jnp.asarray(xi)
+    u = xi * a
+    small = jnp.abs(u) < _SERIES_U
+    us = jnp.where(small, u, 0.0)
+    poly = jnp.zeros_like(us)
+    for k in range(_EXPM1_TERMS - 1, -1, -1):
+        poly = poly * us / (k + 2) + 1.0
+    ud = jnp.where(small, 0.5, u)
+    xd = jnp.where(small, 1.0, xi)
+    return jnp.where(small, a * poly, jnp.expm1(ud) / xd)
+
+
+def two_sum(a, b) -> tuple[jax.Array, jax.Array]:
+    """``(s, e)`` with ``s = fl(a + b)`` and ``a + b = s + e`` exactly (Knuth's TwoSum).
+
+    Example:
+        >>> s, e = two_sum(1.0, 1e-20)
+        >>> float(s), float(e)
+        (1.0, 1e-20)
+    """
+    a, b = jnp.asarray(a), jnp.asarray(b)
+    s = a + b
+    bb = s - a
+    e = (a - (s - bb)) + (b - bb)
+    return s, e
+
+
+def two_prod(a, b) -> tuple[jax.Array, jax.Array]:
+    """``(p, e)`` with ``p = fl(a b)`` and ``a b = p + e`` exactly (Dekker's product).
+
+    Finite inputs whose split overflows (``|a|`` or ``|b|`` above ``~1e300`` in float64) get
+    ``e = 0``.
+
+    Example:
+        >>> p, e = two_prod(1.0 + 2.0 ** -30, 1.0 + 2.0 ** -30)
+        >>> float(e) == 2.0 ** -60
+        True
+    """
+    a, b = jnp.asarray(a), jnp.asarray(b)
+    dtype = jnp.result_type(a, b)
+    a, b = a.astype(dtype), b.astype(dtype)
+    bits = (jnp.finfo(dtype).nmant + 2) // 2
+    k = float(2 ** bits + 1)
+
+    def split(x):
+        c = k * x
+        hi = c - (c - x)
+        return hi, x - hi
+
+    p = a * b
+    ah, al = split(a)
+    bh, bl = split(b)
+    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, jnp.where(jnp.isfinite(e), e, 0.0)
 
 
 def float_dtype(dtype=None):
