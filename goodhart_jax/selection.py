@@ -288,7 +288,11 @@ def _tail_passes(value, error, probes, s_lo, s_top, c, scale, lo, extra):
     dtype = probes.dtype
     g, p = s_lo.shape[0], probes.shape[0]
     m = g * (_K_MID + 1)
-    sizes = [p] + [m] * (_PASSES - 1) + [g * OUTER_NODES]
+    interp = jax.vmap(_interpolate, in_axes=(None, None, 0, None, None))
+    window_rule = jax.vmap(_window_rule, in_axes=(None, None, 0, 0, None, None, None, None))
+    shape = jax.eval_shape(  # (G, M): M is OUTER_NODES plus a mixture's extra breakpoints' nodes
+        lambda q: window_rule(q, q, s_lo, s_top, c, scale, lo, extra), probes).u.shape
+    sizes = [p] + [m] * (_PASSES - 1) + [shape[0] * shape[1]]
     chunk = quadrature_batch(max(sizes))
     counts = [-(-k // chunk) for k in sizes]  # chunks per pass
     width = max(counts) * chunk               # a pass's points, padded
@@ -303,8 +307,6 @@ def _tail_passes(value, error, probes, s_lo, s_top, c, scale, lo, extra):
     xs = tuple(jnp.asarray(a) for a in (kind, read, write, last))
     s_mid = (s_lo[:, None] + (s_top - s_lo)[:, None]
              * jnp.linspace(0.0, 1.0, _K_MID + 1, dtype=dtype)[None, :]).reshape(-1)
-    interp = jax.vmap(_interpolate, in_axes=(None, None, 0, None, None))
-    window_rule = jax.vmap(_window_rule, in_axes=(None, None, 0, 0, None, None, None, None))
 
     def keep(points, lw, known, s_known):
         return points, lw
@@ -336,7 +338,6 @@ def _tail_passes(value, error, probes, s_lo, s_top, c, scale, lo, extra):
     (points, lw, known, s_known, out), _ = jax.lax.scan(body, init, xs)
     pts, s_pts = _sorted_known(known, s_known)
     n = sizes[-1]
-    shape = (g, OUTER_NODES)
     return pts, s_pts, _Rule(points[:n].reshape(shape), lw[:n].reshape(shape)), out[:n]
 
 
