@@ -649,11 +649,28 @@ def _run(kernel, post, value, error, flat):
     return post(value, _map(kernel, value, error, flat))
 
 
+def quadrature_batch(size: int) -> int:
+    """Points per batch when a quadrature kernel maps over ``size`` points (static): at most
+    ``_CPU_BATCH`` on CPU, all of them at once elsewhere."""
+    return min(size, _CPU_BATCH) if jax.default_backend() == "cpu" else size
+
+
 def _map(kernel, value, error, flat):
-    """``kernel`` over a 1-D array (traceable): batches of ``_CPU_BATCH`` on CPU, else one vmap."""
-    if flat.shape[0] <= _CPU_BATCH or jax.default_backend() != "cpu":
+    """``kernel`` over a 1-D array (traceable): batches of ``_CPU_BATCH`` on CPU, else one vmap.
+
+    The length is padded to whole batches (copies of the first point, dropped from the result):
+    ``lax.map`` would trace a remainder batch of another shape, a second compiled copy of the
+    kernel (the kernels are the bulk of every program that uses them).
+    """
+    n = flat.shape[0]
+    batch = quadrature_batch(n)
+    if batch == n:
         return jax.vmap(kernel, in_axes=(None, None, 0))(value, error, flat)
-    return jax.lax.map(lambda s: kernel(value, error, s), flat, batch_size=_CPU_BATCH)
+    pad = -n % batch
+    if pad:
+        flat = jnp.concatenate([flat, jnp.broadcast_to(flat[:1], (pad,))])
+    out = jax.lax.map(lambda s: kernel(value, error, s), flat, batch_size=batch)
+    return jax.tree_util.tree_map(lambda o: o[:n], out)
 
 
 def tail_quadrature(value, error, t) -> jax.Array:

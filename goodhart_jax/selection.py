@@ -31,8 +31,9 @@ import numpy as np
 
 from goodhart_jax import engine
 from goodhart_jax.validation import check_param, check_positive_int
-from goodhart_jax.conditioning import (check_exact, check_value_mean, as_distributions, bucket_size, cast_parameters, unpad,
-                                       tail_and_proxy_quadrature, tail_quadrature)
+from goodhart_jax.conditioning import (check_exact, check_value_mean, as_distributions, bucket_size,
+                                       cast_parameters, unpad, proxy_quadrature, quadrature_batch,
+                                       tail_quadrature)
 from goodhart_jax.distributions import Distribution
 from goodhart_jax.mixture import leaf_components
 from goodhart_jax.numerics import float_dtype, host_float, log1mexp, mean_estimate
@@ -261,46 +262,93 @@ class _OuterNodes(NamedTuple):
 _PASSES = 3  # the probes, then two rounds at each window's interpolated quantiles
 
 
-def _quantile_points(dists, probes, s_lo, s_top, c, scale):
-    """Points ``u`` (sorted) with ``s(u) = -log S_U(u)``: the probes, then ``_PASSES - 1`` rounds
-    at the quantiles ``u(s_j)`` of every window as interpolated from all the points so far.
+def _pad_to(x, size):
+    """``x`` (1-D) padded to ``size`` with copies of its last entry."""
+    return jnp.concatenate([x, jnp.broadcast_to(x[-1:], (size - x.shape[0],))])
 
-    One loop over the passes: one compiled tail quadrature (a second call site would double
-    the compile time).
+
+def _sorted_known(known, s_known):
+    order = jnp.argsort(known)
+    return known[order], _monotone(s_known[order])
+
+
+def _tail_passes(value, error, probes, s_lo, s_top, c, scale, lo, extra):
+    """Every tail quadrature of the windows in one loop over chunks of points (one compiled
+    tail quadrature: each call site is a copy of the kernel, the bulk of the program).
+
+    The passes: the probes, then ``_PASSES - 1`` rounds at the quantiles ``u(s_j)`` of every
+    window as interpolated from all the points so far, then the windows' rules (from the final
+    points) and ``log S_U`` at their nodes.  A pass's points are computed when its first chunk
+    comes up; the points of the quantile passes only steer the rules, so they carry no
+    derivative, while ``log S_U`` at the rules' nodes differentiates in the distributions'
+    parameters (nodes held fixed).
+
+    Returns the points ``u`` (sorted) with ``s(u) = -log S_U(u)``, the rules (``(G, M)``) and
+    ``log S_U`` at their nodes.
     """
     dtype = probes.dtype
     g, p = s_lo.shape[0], probes.shape[0]
     m = g * (_K_MID + 1)
-    size = max(p, m)
-    total = p + (_PASSES - 1) * m
+    interp = jax.vmap(_interpolate, in_axes=(None, None, 0, None, None))
+    window_rule = jax.vmap(_window_rule, in_axes=(None, None, 0, 0, None, None, None, None))
+    shape = jax.eval_shape(  # (G, M): M is OUTER_NODES plus a mixture's extra breakpoints' nodes
+        lambda q: window_rule(q, q, s_lo, s_top, c, scale, lo, extra), probes).u.shape
+    sizes = [p] + [m] * (_PASSES - 1) + [shape[0] * shape[1]]
+    chunk = quadrature_batch(max(sizes))
+    counts = [-(-k // chunk) for k in sizes]  # chunks per pass
+    width = max(counts) * chunk               # a pass's points, padded
+    n_known = sum(counts[:-1]) * chunk        # the quantile passes' points
+    # per chunk: its pass's start (0: none, 1: a quantile round, 2: the rules), where it reads
+    # in its pass's points, where it writes, whether it is the rules' pass (all static)
+    kind = np.concatenate([[0 if i == 0 else 1 if i < _PASSES else 2] + [0] * (k - 1)
+                           for i, k in enumerate(counts)])
+    read = np.concatenate([np.arange(k) * chunk for k in counts])
+    write = np.concatenate([np.arange(sum(counts[:-1])) * chunk, np.arange(counts[-1]) * chunk])
+    last = np.arange(sum(counts)) >= sum(counts[:-1])
+    xs = tuple(jnp.asarray(a) for a in (kind, read, write, last))
     s_mid = (s_lo[:, None] + (s_top - s_lo)[:, None]
              * jnp.linspace(0.0, 1.0, _K_MID + 1, dtype=dtype)[None, :]).reshape(-1)
-    interp = jax.vmap(_interpolate, in_axes=(None, None, 0, None, None))
 
-    def sorted_known(known, s_known):
-        order = jnp.argsort(known)
-        return known[order], _monotone(s_known[order])
+    def keep(points, lw, known, s_known):
+        return points, lw
 
-    def body(i, carry):
-        batch, known, s_known = carry
-        start = jnp.where(i == 0, 0, p + (i - 1) * m)
-        known = jax.lax.dynamic_update_slice(known, batch, (start,))
-        s_known = jax.lax.dynamic_update_slice(s_known, -tail_quadrature(*dists, batch), (start,))
-        est = interp(*sorted_known(known, s_known), s_mid, c, scale)[0]
-        return jnp.concatenate([est, jnp.broadcast_to(est[-1:], (size - m,))]), known, s_known
+    def quantiles(points, lw, known, s_known):
+        est = interp(*_sorted_known(known, s_known), s_mid, c, scale)[0]
+        return _pad_to(est, width), lw
 
-    batch = jnp.concatenate([probes, jnp.broadcast_to(probes[-1:], (size - p,))])
-    inf = jnp.full((total + size,), jnp.inf, dtype)  # slack: a pass writes a whole batch
-    _, known, s_known = jax.lax.fori_loop(0, _PASSES, body, (batch, inf, inf))
-    return sorted_known(known, s_known)
+    def rules(points, lw, known, s_known):
+        r = window_rule(*_sorted_known(known, s_known), s_lo, s_top, c, scale, lo, extra)
+        return _pad_to(r.u.reshape(-1), width), _pad_to(r.log_weight.reshape(-1), width)
+
+    def body(carry, x):
+        points, lw, known, s_known, out = carry
+        k, at_read, at_write, final = x
+        points, lw = jax.lax.stop_gradient(
+            jax.lax.switch(k, (keep, quantiles, rules), points, lw, known, s_known))
+        batch = jax.lax.dynamic_slice(points, (at_read,), (chunk,))
+        log_s = tail_quadrature(value, error, batch)
+        known = jnp.where(final, known, jax.lax.dynamic_update_slice(known, batch, (at_write,)))
+        s_known = jnp.where(final, s_known, jax.lax.dynamic_update_slice(
+            s_known, -jax.lax.stop_gradient(log_s), (at_write,)))
+        out = jnp.where(final, jax.lax.dynamic_update_slice(out, log_s, (at_write,)), out)
+        return (points, lw, known, s_known, out), None
+
+    inf = jnp.full((n_known + 1,), jnp.inf, dtype)  # never-written points count as u = inf
+    init = (_pad_to(probes, width), jnp.zeros((width,), dtype), inf, inf,
+            jnp.zeros((counts[-1] * chunk,), dtype))
+    (points, lw, known, s_known, out), _ = jax.lax.scan(body, init, xs)
+    pts, s_pts = _sorted_known(known, s_known)
+    n = sizes[-1]
+    return pts, s_pts, _Rule(points[:n].reshape(shape), lw[:n].reshape(shape)), out[:n]
 
 
 def _outer_nodes(value, error, s_lo, s_top) -> _OuterNodes:
     """The rules of the windows ``[s_lo, s_top]`` (1-D, one per window) and the inner quantities.
 
-    One pass of the tail quadrature over the probes (shared by every window), one over each
-    window's interpolated quantiles (the two passes are one loop: one compiled quadrature),
-    then one pass of the tail and density / regression quadratures over all the windows' nodes.
+    One pass of the tail quadrature over the probes (shared by every window), two over each
+    window's interpolated quantiles and one over all the windows' rules (the passes are one
+    loop: one compiled tail quadrature), then the density / regression quadrature at the
+    rules' nodes.
     """
     dtype = s_lo.dtype
     c_v, s_v = (jnp.asarray(a, dtype) for a in value.bulk())
@@ -309,15 +357,11 @@ def _outer_nodes(value, error, s_lo, s_top) -> _OuterNodes:
     lo = jax.lax.stop_gradient(_lower_end(value, error, dtype))
     probes = c + scale * jnp.asarray(_PROBES, dtype)
     probes = jnp.where(jnp.isfinite(lo), jnp.maximum(probes, lo + 1e-9 * scale), probes)
-    fixed = jax.lax.stop_gradient((value, error))
-    pts, s_pts = _quantile_points(fixed, probes, s_lo, s_top, c, scale)
     extra = _pair_points(value, error, dtype)
-    rules = jax.vmap(_window_rule, in_axes=(None, None, 0, 0, None, None, None, None))(
-        pts, s_pts, s_lo, s_top, c, scale, lo, extra)
-    rules = jax.lax.stop_gradient(rules)
+    pts, s_pts, rules, log_s = _tail_passes(value, error, probes, s_lo, s_top, c, scale, lo, extra)
     u = rules.u.reshape(-1)
     # the inner quantities differentiate in the distributions' parameters (nodes held fixed)
-    log_s, log_f, pos, neg = tail_and_proxy_quadrature(value, error, u)
+    log_f, pos, neg = proxy_quadrature(value, error, u)
     ok_f = jnp.isfinite(log_f)
     lf_s = jnp.where(ok_f, log_f, 0.0)
     excess = jnp.where(ok_f, jnp.exp(pos - lf_s) - jnp.exp(neg - lf_s), 0.0)
