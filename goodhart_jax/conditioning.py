@@ -686,16 +686,6 @@ def proxy_quadrature(value, error, u) -> tuple[jax.Array, jax.Array, jax.Array]:
     return _map(_proxy_terms, value, error, u)
 
 
-def _tail_and_proxy(value, error, u):
-    return (_tail_only(value, error, u), *_proxy_terms(value, error, u))
-
-
-def tail_and_proxy_quadrature(value, error, u):
-    """``(log S_U(u), log f_U(u), log A+, log A-)`` for a 1-D array ``u`` in one pass (see
-    :func:`tail_quadrature` and :func:`proxy_quadrature`)."""
-    return _map(_tail_and_proxy, value, error, u)
-
-
 def cast_parameters(tree, dtype):
     """The float leaves of ``tree`` (distributions, say) in ``dtype``."""
     return _cast(tree, dtype)
