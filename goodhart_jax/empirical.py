@@ -675,6 +675,22 @@ class Empirical(Distribution):
 
     # --- pieces -----------------------------------------------------------------------------
     @property
+    def _a_knots(self):
+        return jnp.asarray(self.knots)
+
+    @property
+    def _a_cdf(self):
+        return jnp.asarray(self.cdf)
+
+    @property
+    def _a_sf(self):
+        return jnp.asarray(self.sf)
+
+    @property
+    def _a_slope(self):
+        return jnp.asarray(self.slope)
+
+    @property
     def _upper(self):
         return self.parameters.get("upper")
 
@@ -687,7 +703,7 @@ class Empirical(Distribution):
         if g is None:
             return None
         n = int(round(float(self.n)))
-        mass = float(self.sf[-1]) if side == "upper" else float(self.cdf[0])
+        mass = float(self._a_sf[-1]) if side == "upper" else float(self._a_cdf[0])
         cov = np.asarray(self.parameters[side + "_cov"], np.float64)
         xi, se = float(g.xi), math.sqrt(max(cov[0, 0], 0.0))
         u = float(g.loc) if side == "upper" else -float(g.loc)
@@ -706,30 +722,30 @@ class Empirical(Distribution):
 
     def _body(self, x):
         """``(F, S, f)`` of the body's cubic at ``x`` (clipped to the knots)."""
-        kx = self.knots
+        kx = self._a_knots
         dtype = kx.dtype
         x = jnp.clip(jnp.asarray(x, dtype), kx[0], kx[-1])
         j = jnp.clip(jnp.searchsorted(kx, x, side="right") - 1, 0, kx.shape[0] - 2)
         x0, h = kx[j], kx[j + 1] - kx[j]
         t = jnp.clip((x - x0) / h, 0.0, 1.0)
-        d0, d1 = self.slope[j], self.slope[j + 1]
+        d0, d1 = self._a_slope[j], self._a_slope[j + 1]
         h00, h10 = (1 + 2 * t) * (1 - t) ** 2, t * (1 - t) ** 2
         h01, h11 = t * t * (3 - 2 * t), t * t * (t - 1)
-        f_ = self.cdf[j] * h00 + h * d0 * h10 + self.cdf[j + 1] * h01 + h * d1 * h11
-        s_ = self.sf[j] * h00 - h * d0 * h10 + self.sf[j + 1] * h01 - h * d1 * h11
-        delta = (self.cdf[j + 1] - self.cdf[j]) / h
+        f_ = self._a_cdf[j] * h00 + h * d0 * h10 + self._a_cdf[j + 1] * h01 + h * d1 * h11
+        s_ = self._a_sf[j] * h00 - h * d0 * h10 + self._a_sf[j + 1] * h01 - h * d1 * h11
+        delta = (self._a_cdf[j + 1] - self._a_cdf[j]) / h
         dens = delta * 6 * t * (1 - t) + d0 * (1 - t) * (1 - 3 * t) + d1 * t * (3 * t - 2)
         return f_, s_, dens
 
     def _pieces(self, x):
         """``(x, in the lower tail, in the upper tail, log m_L, log m_U)``."""
         x = jnp.asarray(x)
-        dtype = jnp.result_type(x, self.knots.dtype, float)
+        dtype = jnp.result_type(x, self._a_knots.dtype, float)
         x = x.astype(dtype)
-        kx = self.knots
+        kx = self._a_knots
         low = (x < kx[0]) if self._lower is not None else jnp.zeros(x.shape, bool)
         high = (x > kx[-1]) if self._upper is not None else jnp.zeros(x.shape, bool)
-        return x, low, high, jnp.log(self.cdf[0]), jnp.log(self.sf[-1])
+        return x, low, high, jnp.log(self._a_cdf[0]), jnp.log(self._a_sf[-1])
 
     @staticmethod
     def _log(v):
@@ -738,7 +754,7 @@ class Empirical(Distribution):
 
     def _outside(self, x, out, below_value, above_value):
         """``out`` with the values outside the support's finite ends (no tail there)."""
-        kx = self.knots
+        kx = self._a_knots
         if self._lower is None:
             out = jnp.where(x < kx[0], below_value, out)
         if self._upper is None:
@@ -748,7 +764,7 @@ class Empirical(Distribution):
     # --- the five basic methods ---------------------------------------------------------------
     def log_prob(self, x):
         x, low, high, lml, lmu = self._pieces(x)
-        kx = self.knots
+        kx = self._a_knots
         out = self._log(self._body(x)[2])
         if self._upper is not None:
             xu = jnp.where(high, x, kx[-1])
@@ -760,7 +776,7 @@ class Empirical(Distribution):
 
     def log_sf(self, x):
         x, low, high, lml, lmu = self._pieces(x)
-        kx = self.knots
+        kx = self._a_knots
         out = self._log(self._body(x)[1])
         if self._upper is not None:
             xu = jnp.where(high, x, kx[-1])
@@ -773,7 +789,7 @@ class Empirical(Distribution):
 
     def log_cdf(self, x):
         x, low, high, lml, lmu = self._pieces(x)
-        kx = self.knots
+        kx = self._a_knots
         out = self._log(self._body(x)[0])
         if self._upper is not None:
             xu = jnp.where(high, x, kx[-1])
@@ -791,17 +807,17 @@ class Empirical(Distribution):
         quantile of ``(1 - p) / m_U`` (or ``p / m_L``).
         """
         p = jnp.asarray(p)
-        dtype = jnp.result_type(p, self.knots.dtype, float)
+        dtype = jnp.result_type(p, self._a_knots.dtype, float)
         p = p.astype(dtype)
-        kx, cdf = self.knots, self.cdf
+        kx, cdf = self._a_knots, self._a_cdf
         pc = jnp.clip(p, cdf[0], cdf[-1])
         j = jnp.clip(jnp.searchsorted(cdf, pc, side="right") - 1, 0, kx.shape[0] - 2)
         h = kx[j + 1] - kx[j]
-        t = _bisect_pchip(pc, cdf[j], cdf[j + 1], self.slope[j], self.slope[j + 1], h)
+        t = _bisect_pchip(pc, cdf[j], cdf[j + 1], self._a_slope[j], self._a_slope[j + 1], h)
         out = kx[j] + h * t
         if self._upper is not None:
             hi = p > cdf[-1]
-            s = jnp.where(hi, (1.0 - p) / self.sf[-1], 0.5)
+            s = jnp.where(hi, (1.0 - p) / self._a_sf[-1], 0.5)
             out = jnp.where(hi, _gpd_isf(self._upper, s), out)
         if self._lower is not None:
             lo = p < cdf[0]
@@ -816,7 +832,7 @@ class Empirical(Distribution):
         return law.quantile(u).astype(dtype)
 
     def mean(self):
-        kx, cdf, d = self.knots, self.cdf, self.slope
+        kx, cdf, d = self._a_knots, self._a_cdf, self._a_slope
         h = jnp.diff(kx)
         c = kx[0]
         # ∫ (x - c) dF over the body = (x_K - c) F_K - ∫ F dx; ∫ of each cubic piece closed form
@@ -824,14 +840,14 @@ class Empirical(Distribution):
         body = c * (cdf[-1] - cdf[0]) + (kx[-1] - c) * cdf[-1] - integral
         total = body
         if self._upper is not None:
-            total = total + self.sf[-1] * self._upper.mean()
+            total = total + self._a_sf[-1] * self._upper.mean()
         if self._lower is not None:
             total = total - cdf[0] * self._lower.mean()
         return total
 
     # --- hooks ------------------------------------------------------------------------------
     def support(self):
-        kx = self.knots
+        kx = self._a_knots
         if self._static.lower_end:
             lo = kx[0] if self._lower is None else -self._lower.support()[1]
         else:
@@ -843,7 +859,7 @@ class Empirical(Distribution):
         return lo, hi
 
     def bulk(self):
-        q = self.quantile(jnp.asarray(_BULK_P, self.knots.dtype))
+        q = self.quantile(jnp.asarray(_BULK_P, self._a_knots.dtype))
         return q[1], jnp.maximum(0.5 * (q[2] - q[0]), jnp.finfo(q.dtype).tiny ** 0.5)
 
     @property
@@ -856,10 +872,10 @@ class Empirical(Distribution):
         ``xi < 0``), its coefficient times ``m_U``; without an upper tail
         ``Tail("bounded", 1, coef=f(max), end=max)``."""
         if self._upper is None:  # the body's cubic ends at the largest sample: S ~ f (end - x)
-            return Tail("bounded", 1.0, coef=float(self.slope[-1]), end=float(self.knots[-1]))
+            return Tail("bounded", 1.0, coef=float(self._a_slope[-1]), end=float(self._a_knots[-1]))
         t = self._upper.right_tail()
         if t.kind in ("power", "bounded"):
-            return t._replace(coef=float(t.coef * float(self.sf[-1])))
+            return t._replace(coef=float(t.coef * float(self._a_sf[-1])))
         return t
 
 
