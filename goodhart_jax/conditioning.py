@@ -63,6 +63,41 @@ def as_distributions(value, error) -> tuple[Distribution, Distribution]:
 
 
 
+def _blows_up_at_top(d: Distribution) -> bool:
+    """Whether ``d`` (concrete parameters) has a finite upper support end at which its density
+    grows without bound: ``log f`` still rising between the points ``2^-10`` and ``2^-40`` of the
+    way from the bulk's centre to the end (a generalized Pareto law with ``xi < -1``)."""
+    if not _bounded_leaf(d, 1) or not is_concrete(d):
+        return False
+    with jax.ensure_compile_time_eval():
+        hi = np.asarray(d.support()[1], np.float64)
+        c = np.asarray(d.bulk()[0], np.float64)
+        if hi.ndim or not np.isfinite(hi):
+            return False
+        xs = hi - (hi - c) * np.array([2.0 ** -10, 2.0 ** -40])
+        lf = np.asarray(d.log_prob(jnp.asarray(xs)), np.float64)
+    return bool(np.isfinite(lf[0]) and lf[1] > lf[0] + 1e-6 * max(1.0, abs(lf[0])))
+
+
+def check_exact(value: Distribution, error: Distribution, *, proxy: bool = False) -> None:
+    """``ValueError`` for pairs the exact quadrature does not reach (concrete parameters).
+
+    An error law whose density grows without bound at its upper support end (generalized Pareto
+    with ``xi < -1``) puts an integrable singularity at the moving end ``y = t - hi_X`` of the
+    domain; the fixed-node rule neither resolves it to 1e-8 nor differentiates through it.  With
+    ``proxy`` (``E[V | U = u]``, best-of-n) the same holds for such a value law.  Monte Carlo
+    (``gj.sample_conditional_value``) takes these laws.
+    """
+    checks = [("error", error)] + ([("value", value)] if proxy else [])
+    for role, law in checks:
+        for _, leaf in leaf_components(law):
+            if _blows_up_at_top(leaf):
+                raise ValueError(
+                    f"{role} {leaf!r}: its density is unbounded at the upper end of its support "
+                    "(generalized Pareto with xi < -1); the exact quadrature does not support it "
+                    f"as the {role} here: use Monte Carlo (gj.sample_conditional_value)")
+
+
 def check_value_mean(value: Distribution) -> None:
     """``ValueError`` unless ``value`` has a finite mean (concrete parameters only).
 
@@ -124,13 +159,19 @@ def _saddle(logh, lo_y, hi_y, c_v, c_x_y, span_scale):
     return jax.lax.stop_gradient(y_best), jax.lax.stop_gradient(width)
 
 
-def _bounded_leaf(d: Distribution) -> bool:
-    """Whether ``d``'s support has a finite lower end (static: decided at trace time)."""
+def _bounded_leaf(d: Distribution, end: int = 0) -> bool:
+    """Whether ``d``'s support has a finite lower (``end=0``) or upper (``end=1``) end (static:
+    decided at trace time; a traced end counts as possibly finite)."""
     with jax.ensure_compile_time_eval():
-        lo = d.support()[0]
-    if isinstance(lo, jax.core.Tracer):
+        edge = d.support()[end]
+    if isinstance(edge, jax.core.Tracer):
         return True
-    return bool(np.all(np.isfinite(np.asarray(lo))))
+    return bool(np.all(np.isfinite(np.asarray(edge))))
+
+
+def _top(d: Distribution, dtype):
+    """The upper end of ``d``'s support, or ``None`` when it is (statically) infinite."""
+    return jnp.asarray(d.support()[1], dtype) if _bounded_leaf(d, 1) else None
 
 
 def _bounded_below(d: Distribution) -> bool:
@@ -207,8 +248,22 @@ def _layout(value: Distribution, error: Distribution, t, inner_log):
     for lo, (_, s) in zip(x_lo, x_bulk):
         if lo is not None:
             add(t - lo, lo, s, (-1,) if len(x_parts) == 1 else both, True)
-    for dv, lo_v, (c_v, s_v) in zip(v_parts, v_lo, v_bulk):
-        for dx, lo_j, (c_x, s_x) in zip(x_parts, x_lo, x_bulk):
+    # upper support ends (a law bounded above: f may jump or blow up there, S has a kink): V's
+    # at hi_V, X's at t - hi_X.  An end that is infinite after all (a traced parameter decides)
+    # doubles the piece's bulk anchor instead (coincident anchors share out its sides).
+    v_hi = [_top(d, dtype) for d in v_parts]
+    x_hi = [_top(d, dtype) for d in x_parts]
+    for hi_v, (c, s) in zip(v_hi, v_bulk):
+        if hi_v is not None:
+            fin = jnp.isfinite(hi_v)
+            y = jnp.where(fin, hi_v, c)
+            add(y, t - y, s, both)
+    for hi_x, (c, s) in zip(x_hi, x_bulk):
+        if hi_x is not None:
+            x = jnp.where(jnp.isfinite(hi_x), hi_x, c)
+            add(t - x, x, s, both, True)
+    for dv, lo_v, hi_v, (c_v, s_v) in zip(v_parts, v_lo, v_hi, v_bulk):
+        for dx, lo_j, hi_x, (c_x, s_x) in zip(x_parts, x_lo, x_hi, x_bulk):
             if _heavy(dv) or _heavy(dx):
                 continue
 
@@ -218,6 +273,10 @@ def _layout(value: Distribution, error: Distribution, t, inner_log):
             span_scale = s_v + s_x
             lo_y = lo_v - 10 * span_scale if lo_v is not None else -inf
             hi_j = t - lo_j if lo_j is not None else inf
+            if hi_v is not None:  # where the integrand lives: y <= hi_V, y >= t - hi_X
+                hi_j = jnp.minimum(hi_j, hi_v)
+            if hi_x is not None:
+                lo_y = jnp.maximum(lo_y, t - hi_x)
             y_star, s_star = _saddle(logh, lo_y, hi_j, c_v, t - c_x, span_scale)
             add(y_star, t - y_star, s_star, both)
     ya, xa, wa = jnp.stack(ya), jnp.stack(xa), jnp.stack(wa)
@@ -363,6 +422,27 @@ def _jumps(error, t):
     return out
 
 
+def _lower_jumps(error, t):
+    """``[(t - hi, log of f_X just below hi), ...]`` for every piece of X bounded above: where
+    ``f_X(t - y)`` jumps in ``y`` at the *lower* end of its stretch (``-inf`` edge when the
+    piece's upper end is infinite after all).  A uniform error (generalized Pareto, ``xi = -1``)
+    jumps there; a density that vanishes at its upper end contributes nothing."""
+    out = []
+    for log_w, d in leaf_components(error):
+        if not _bounded_leaf(d, 1):
+            continue
+        hi_x = d.support()[1]
+        fin = jnp.isfinite(hi_x)
+        hi_s = jnp.where(fin, hi_x, 0.0)
+        fixed = jax.lax.stop_gradient(hi_s)
+        inner = hi_s + (jnp.nextafter(fixed, -jnp.inf) - fixed)  # the last float below hi
+        lf = jnp.where(fin, d.log_prob(inner), -jnp.inf)
+        lf = lf if log_w is None else lf + log_w
+        out.append((jnp.where(fin, t - jnp.where(fin, hi_x, 0.0), -jnp.inf),
+                    jnp.where(jnp.isnan(lf), -jnp.inf, lf)))
+    return out
+
+
 def _lse(a):
     m = jnp.max(a)
     m = jnp.where(jnp.isfinite(m), m, 0.0)
@@ -490,6 +570,15 @@ def _log_p(value, error, t, log_a, log_b):
             log_p, jnp.where(below, -jnp.inf, log_fx_edge + value.log_sf(edge_v)), edge)
         log_p = _edge_correction(
             log_p, jnp.where(below, log_fx_edge + value.log_cdf(edge_v), -jnp.inf), edge, sign=-1.0)
+    # a jump of f_X at its upper end is the lower end of A's stretch (below c; P = ... - A) or
+    # of B's (above c): the signs flip
+    for edge, log_fx_edge in _lower_jumps(error, t):
+        below = edge <= c
+        edge_v = jnp.where(jnp.isfinite(edge), edge, c)
+        log_p = _edge_correction(
+            log_p, jnp.where(below, -jnp.inf, log_fx_edge + value.log_sf(edge_v)), edge, sign=-1.0)
+        log_p = _edge_correction(
+            log_p, jnp.where(below, log_fx_edge + value.log_cdf(edge_v), -jnp.inf), edge)
     return log_p
 
 
@@ -505,6 +594,10 @@ def _tail_terms(value, error, t):
     for edge, log_fx_edge in _jumps(error, t):
         edge_v = jnp.where(jnp.isfinite(edge), edge, _split(value, y.dtype))
         log_n = _edge_correction(log_n, log_fx_edge + value.log_mean_excess(edge_v), edge)
+    for edge, log_fx_edge in _lower_jumps(error, t):
+        edge_v = jnp.where(jnp.isfinite(edge), edge, _split(value, y.dtype))
+        log_n = _edge_correction(log_n, log_fx_edge + value.log_mean_excess(edge_v), edge,
+                                 sign=-1.0)
     return log_p, log_n
 
 
@@ -643,6 +736,7 @@ def log_tail_prob(value, error, t) -> jax.Array:
         -0.693...
     """
     value, error = as_distributions(value, error)
+    check_exact(value, error)
     check_finite("t", t)
     return _batched(_tail_only, value, error, t)
 
@@ -668,6 +762,7 @@ def conditional_value(value, error, t) -> jax.Array:
     """
     value, error = as_distributions(value, error)
     check_value_mean(value)
+    check_exact(value, error)
     check_finite("t", t)
     return _batched(_tail_terms, value, error, t, post=_post_value)
 
@@ -708,6 +803,7 @@ def log_value_excess(value, error, t) -> tuple[jax.Array, jax.Array]:
     """
     value, error = as_distributions(value, error)
     check_value_mean(value)
+    check_exact(value, error)
     check_finite("t", t)
     return _batched(_tail_terms, value, error, t, post=_post_excess)
 
@@ -793,6 +889,7 @@ def value_given_proxy(value, error, u) -> jax.Array:
     """
     value, error = as_distributions(value, error)
     check_value_mean(value)
+    check_exact(value, error, proxy=True)
     check_finite("u", u)
     return _batched(_proxy_terms, value, error, u, post=_post_proxy)
 
@@ -822,6 +919,7 @@ def conditional_density(value, error, v, t) -> jax.Array:
         0.398942
     """
     value, error = as_distributions(value, error)
+    check_exact(value, error)
     check_finite("t", t)
     t = host_float(t)
     log_p = _batched(_tail_only, value, error, t)  # one quadrature per threshold, then broadcast

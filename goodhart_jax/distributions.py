@@ -1088,7 +1088,7 @@ class GeneralizedPareto(Distribution):
         x = jnp.asarray(x)
         z, r = self._one_plus(x)
         below = x < self.loc
-        above = jnp.isposinf(x) | (r <= 0)
+        above = ~below & (jnp.isposinf(x) | (r <= 0))
         inside = ~below & ~above
         big = _log1p_ratio(_safe(inside, z, 0.0), self.xi, one_plus=_safe(inside, r, 1.0))
         return below, above, big

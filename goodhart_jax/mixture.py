@@ -351,6 +351,8 @@ def _heaviness(t: Tail) -> tuple:
         return (0, t.exponent, 0.0)
     if t.kind == "lognormal":
         return (1, -t.exponent, 0.0)
+    if t.kind == "bounded":  # the highest end, then the slowest approach to it
+        return (3, -t.end, t.exponent)
     return (_KIND_ORDER.get(t.kind, 3), t.exponent, -t.scale)
 
 

@@ -19,7 +19,12 @@ of Kwa, Thomas & Garriga-Alonso (2024) and the boundary cases between them:
   ``bounded``, limit ``E[V] + a_V A_V / ((a_V - 1) A_X)``; with ``a_V - a_X < 1``, ``V``'s tail
   wins and ``E[V | U >= t] - E[V]`` grows like ``t^(1 - (a_V - a_X))``;
 * ``V`` at least as heavy as ``X`` otherwise (``V`` heavier, or equal tails: ``≈ t/2``):
-  ``unbounded``.
+  ``unbounded``;
+* bounded supports (``Tail("bounded", ...)``, generalized Pareto with ``xi < 0``): an ``X``
+  bounded above is lighter than any exponential (Thm 6: ``unbounded`` for an unbounded ``V``);
+  a ``V`` bounded above is capped at its upper end ``hi_V``: the limit is ``hi_V`` when ``X`` is
+  bounded or lighter than exponential, the tilted mean when ``X`` is exponential, and ``E[V]``
+  (Thm 5, ``catastrophic``) when ``X`` is subexponential.
 
 :func:`numerical_regime` decides the same question from the exact estimator
 (:func:`goodhart_jax.conditional_value`) alone, by the trend in ``log t`` of the excess
@@ -129,7 +134,9 @@ class Prediction(NamedTuple):
 def predicted_regime(value: Distribution, error: Distribution) -> Prediction:
     """The theory's regime of ``lim_{t -> inf} E[V | V + X >= t]`` for independent ``V``, ``X``.
 
-    Math: compare right tails (:func:`right_tail`): Thm 6 (``c_X > 1``) unbounded; ``c_X = 1``
+    Math: compare right tails (:func:`right_tail`); a ``V`` bounded above: limit ``hi_V``
+    (``X`` bounded or ``c_X > 1``), the tilted mean (``c_X = 1``), ``E[V]`` (``X``
+    subexponential); an ``X`` bounded above counts as ``c_X > 1``.  Thm 6 (``c_X > 1``) unbounded; ``c_X = 1``
     bounded iff ``E[e^{lam V}] < inf``, limit ``d/dlam log E[e^{lam V}]``; Thm 5
     (``X`` subexponential, ``t^p S_V/S_X -> 0``, ``p > 1``) catastrophic; power laws with
     ``a_V - a_X = 1`` bounded, limit ``E[V] + a_V A_V / ((a_V - 1) A_X)``; otherwise unbounded.
@@ -162,6 +169,20 @@ def predicted_regime(value: Distribution, error: Distribution) -> Prediction:
     heavier = Prediction(UNBOUNDED, inf, "V's tail is heavier than X's: E[V | U >= t] ~ t")
     equal = Prediction(UNBOUNDED, inf, "equal tails: E[V | U >= t] ~ t/2 (exchangeability)")
     thm5 = Prediction(CATASTROPHIC, mean, "Thm 5: X subexponential and t^p S_V/S_X -> 0 (p > 1)")
+    if vt.kind == "bounded":  # V capped at its upper end vt.end
+        if xt.kind == "bounded" or xt.kind == "weibull" and xt.exponent > 1.0 and not _eq(
+                xt.exponent, 1.0):
+            return Prediction(BOUNDED, vt.end, "V bounded above, X bounded or lighter than "
+                              "exponential (Thm 6's argument): E[V | U >= t] -> V's upper end")
+        if xt.kind == "weibull" and _eq(xt.exponent, 1.0):
+            return Prediction(BOUNDED, value.tilted_mean(1.0 / xt.scale),
+                              "exponential X (c = 1 boundary), V bounded: V's mean tilted by "
+                              "exp(lam v)")
+        return Prediction(CATASTROPHIC, mean, "Thm 5: X subexponential, V bounded above "
+                          "(S_V = 0 beyond its end)")
+    if xt.kind == "bounded":
+        return Prediction(UNBOUNDED, inf, "Thm 6: X bounded above (lighter than any "
+                          "exponential), V unbounded: E[V | U >= t] >= t - X's upper end")
     if xt.kind == "weibull" and xt.exponent > 1.0 and not _eq(xt.exponent, 1.0):
         return Prediction(UNBOUNDED, inf, "Thm 6: X lighter than exponential, V unbounded")
     if xt.kind == "weibull" and _eq(xt.exponent, 1.0):

@@ -31,7 +31,7 @@ import numpy as np
 
 from goodhart_jax import engine
 from goodhart_jax.validation import check_param, check_positive_int
-from goodhart_jax.conditioning import (check_value_mean, as_distributions, bucket_size, cast_parameters, unpad,
+from goodhart_jax.conditioning import (check_exact, check_value_mean, as_distributions, bucket_size, cast_parameters, unpad,
                                        tail_and_proxy_quadrature, tail_quadrature)
 from goodhart_jax.distributions import Distribution
 from goodhart_jax.mixture import leaf_components
@@ -444,6 +444,7 @@ def best_of_n_value(value, error, n) -> Array:
     """
     value, error = as_distributions(value, error)
     check_value_mean(value)
+    check_exact(value, error, proxy=True)
     check_param("n", n, lo=1.0, owner="best_of_n_value")
     return _best_of_n(value, error, n)[0]
 
@@ -463,6 +464,7 @@ def best_of_n_quantile(value, error, n) -> tuple[Array, Array]:
     """
     value, error = as_distributions(value, error)
     check_value_mean(value)
+    check_exact(value, error, proxy=True)
     check_param("n", n, lo=1.0, owner="best_of_n_quantile")
     return _best_of_n(value, error, n)[1:]
 
