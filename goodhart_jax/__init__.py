@@ -32,6 +32,7 @@ from goodhart_jax.distributions import (
     parse_dist,
 )
 from goodhart_jax.mixture import Mixture
+from goodhart_jax.empirical import Empirical
 from goodhart_jax.selection import (
     best_of_n_quantile,
     best_of_n_value,
@@ -137,6 +138,7 @@ __all__ = [
     "Levy",
     "GeneralizedPareto",
     "Mixture",
+    "Empirical",
     "parse_dist",
     "Estimate",
     "conditional_value",

@@ -1374,7 +1374,10 @@ def parse_dist(spec: str | Distribution) -> Distribution:
     ``normal()`` both mean the default.  A family may parse its own arguments (a classmethod
     ``from_spec_args(args, keywords, parse_node, spec)`` on ``ast`` nodes): ``mixture(0.99*normal,
     0.01*pareto(alpha=1.5))`` (see ``goodhart_jax.mixture``; a number followed by a space and a
-    law, ``0.99 normal``, reads as ``0.99*normal``).
+    law, ``0.99 normal``, reads as ``0.99*normal``) A family with a classmethod
+    ``from_spec_text(text, spec)`` gets the raw text between the parentheses of a whole spec
+    ``NAME(text)`` before any parsing: ``empirical(data/scores.csv)``, a file name that is no
+    Python expression (see ``goodhart_jax.empirical``).
 
     Raises:
         ValueError: unknown family, malformed spec, or a parameter outside its range.
@@ -1389,6 +1392,10 @@ def parse_dist(spec: str | Distribution) -> Distribution:
         raise ValueError(f"spec must be a string like 'normal(0, 1)', got {spec!r}")
     known = ", ".join(FAMILIES)
     malformed = f"spec {spec!r} is malformed; expected NAME or NAME(args), NAME one of {known}"
+    raw = _RAW_CALL.fullmatch(spec)
+    from_text = getattr(FAMILIES.get(raw.group(1)), "from_spec_text", None) if raw else None
+    if from_text is not None:  # a family that reads its own raw text: empirical(data/x.csv)
+        return from_text(raw.group(2), spec)
     try:
         tree = ast.parse(spec.strip(), mode="eval").body
     except SyntaxError:
@@ -1398,6 +1405,9 @@ def parse_dist(spec: str | Distribution) -> Distribution:
             raise ValueError(malformed) from None
     return _parse_node(tree, spec, malformed)
 
+
+# NAME(TEXT), the whole spec: a family with a ``from_spec_text`` classmethod parses TEXT itself
+_RAW_CALL = re.compile(r"\s*([A-Za-z_]\w*)\s*\((.*)\)\s*", re.S)
 
 # a number (not part of a name) followed by spaces and a name
 _WEIGHT_SPACE = re.compile(r"(?<![\w.])((?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s+(?=[A-Za-z_])")
