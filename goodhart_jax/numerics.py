@@ -78,7 +78,7 @@ def log1p_ratio(a, xi, one_plus=None) -> jax.Array:
 
     Example:
         >>> float(log1p_ratio(2.0, 0.0)), round(float(log1p_ratio(2.0, 0.5)), 12)
-        (2.0, 1.386294361120)
+        (2.0, 1.38629436112)
     """
     a, xi = jnp.asarray(a), jnp.asarray(xi)
     u = xi * a

@@ -88,6 +88,21 @@ def test_gradients_through_a_bounded_error_and_value():
         fd = (float(f(x + h)) - float(f(x - h))) / (2 * h)
         assert abs(g - fd) < 1e-7 * max(1.0, abs(fd)), (g, fd)
 
+    t = 3.0
+    check(lambda s: gj.conditional_value(gj.Normal(), g_(-1.0, 2.0, -0.5), s), t)
+    check(lambda xi: gj.conditional_value(gj.Normal(), g_(xi), t), 0.0)
+    check(lambda xi: gj.conditional_value(g_(xi), gj.Normal(), t), -0.5)
+
+
+@pytest.mark.slow
+def test_more_gradients_through_bounded_laws():
+    g_ = gj.GeneralizedPareto
+
+    def check(f, x, h=1e-5):
+        g = float(jax.grad(f)(x))
+        fd = (float(f(x + h)) - float(f(x - h))) / (2 * h)
+        assert abs(g - fd) < 1e-7 * max(1.0, abs(fd)), (g, fd)
+
     for t in (0.5, 8.0):
         check(lambda s: gj.conditional_value(gj.Normal(), g_(-1.0, 2.0, -0.5), s), t)
         check(lambda s: gj.log_tail_prob(gj.Normal(), g_(-1.0, 2.0, -0.5), s), t)

@@ -21,6 +21,7 @@ import goodhart_jax as gj
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted([*ROOT.glob("goodhart_jax/**/*.py"), *ROOT.glob("experiments/*.py")])
 FAMILIES = {"Normal", "StudentT", "GenNormal", "Exponential", "LogNormal", "Pareto", "Levy",
+            "GeneralizedPareto",
             "MeanOf", "Mixture", "Distribution"}
 
 
