@@ -444,9 +444,17 @@ def _lower_jumps(error, t):
 
 
 def _lse(a):
+    """``log Σ exp(a)``; ``-inf`` (with a zero derivative) when every term is ``-inf``.
+
+    An empty sum would be ``log 0`` with the derivative ``0 / 0``: NaN even under a zero
+    cotangent (the proxy integrals' negative part is empty for a normal V with a normal X, say),
+    so ``log`` is fed a placeholder there and the ``-inf`` is put back by ``where``.
+    """
     m = jnp.max(a)
     m = jnp.where(jnp.isfinite(m), m, 0.0)
-    return m + jnp.log(jnp.sum(jnp.exp(a - m)))
+    total = jnp.sum(jnp.exp(a - m))
+    some = total > 0
+    return jnp.where(some, m + jnp.log(jnp.where(some, total, 1.0)), -jnp.inf)
 
 
 # The one-pass log-sum-exp of the tail integrals.  A two-pass lse (shift by the max) cannot
@@ -480,9 +488,17 @@ def _scaled_exp(a, shift):
     return jnp.exp(jnp.minimum(a - shift, cap))
 
 
+def _log_sum(total, shift):
+    """``shift + log(total)`` for a sum ``total >= 0`` of scaled terms: ``-inf`` with a zero
+    derivative when it is empty (``log 0``'s derivative would be ``0 / 0``, NaN even under a
+    zero cotangent: far thresholds, where every term underflows)."""
+    some = total > 0
+    return jnp.where(some, shift + jnp.log(jnp.where(some, total, 1.0)), -jnp.inf)
+
+
 def _lse_one_pass(a, shift):
     """``log Σ exp(a)`` in one pass over ``a`` (``shift`` from :func:`_reference`)."""
-    return shift + jnp.log(jnp.sum(_scaled_exp(a, shift)))
+    return _log_sum(jnp.sum(_scaled_exp(a, shift)), shift)
 
 
 def _lse_one_pass_pair(a, b, in_a, shift_a, shift_b):
@@ -490,8 +506,8 @@ def _lse_one_pass_pair(a, b, in_a, shift_a, shift_b):
     ``-inf`` off ``in_a``, ``b`` on it): one pass, one exponential per node."""
     e = _scaled_exp(jnp.where(in_a, a, b), jnp.where(in_a, shift_a, shift_b))
     zero = jnp.zeros_like(e)
-    return (shift_a + jnp.log(jnp.sum(jnp.where(in_a, e, zero))),
-            shift_b + jnp.log(jnp.sum(jnp.where(in_a, zero, e))))
+    return (_log_sum(jnp.sum(jnp.where(in_a, e, zero)), shift_a),
+            _log_sum(jnp.sum(jnp.where(in_a, zero, e)), shift_b))
 
 
 # Nodes whose term is below max - _DEAD carry no weight (e^-700 relative): they are left out of

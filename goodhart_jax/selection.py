@@ -262,6 +262,33 @@ class _OuterNodes(NamedTuple):
 _PASSES = 3  # the probes, then two rounds at each window's interpolated quantiles
 
 
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _live(kernel, value, error, u):
+    """``kernel(value, error, u)`` (:func:`tail_quadrature` or :func:`proxy_quadrature`, 1-D
+    ``u``), NaN-safe to differentiate in the distributions' parameters.
+
+    The outer rules reach ``|u| ~ 1e277`` scales out, where the first output (``log S_U`` or
+    ``log f_U``) is ``-inf`` or NaN (beyond the float range) and the derivatives of the
+    densities inside are ``inf`` (``d/ds log f(u / s)`` with ``u^2`` overflowing): a zero
+    cotangent times an infinite partial is NaN.  Those nodes carry no weight; their derivative
+    is taken at a live node instead (the values are untouched) and set to 0.
+    """
+    return kernel(value, error, u)
+
+
+@_live.defjvp
+def _live_jvp(kernel, primals, tangents):
+    value, error, u = primals
+    out = kernel(value, error, u)
+    first = out[0] if isinstance(out, tuple) else out
+    live = jnp.isfinite(first)
+    safe = jnp.where(live, u, u[jnp.argmax(live)])
+    tv, te, tu = tangents
+    _, t_out = jax.jvp(kernel, (value, error, safe), (tv, te, jnp.where(live, tu, 0.0)))
+    return out, jax.tree_util.tree_map(
+        lambda o, t: jnp.where(live & jnp.isfinite(o), t, jnp.zeros_like(t)), out, t_out)
+
+
 def _pad_to(x, size):
     """``x`` (1-D) padded to ``size`` with copies of its last entry."""
     return jnp.concatenate([x, jnp.broadcast_to(x[-1:], (size - x.shape[0],))])
@@ -326,7 +353,7 @@ def _tail_passes(value, error, probes, s_lo, s_top, c, scale, lo, extra):
         points, lw = jax.lax.stop_gradient(
             jax.lax.switch(k, (keep, quantiles, rules), points, lw, known, s_known))
         batch = jax.lax.dynamic_slice(points, (at_read,), (chunk,))
-        log_s = tail_quadrature(value, error, batch)
+        log_s = _live(tail_quadrature, value, error, batch)
         known = jnp.where(final, known, jax.lax.dynamic_update_slice(known, batch, (at_write,)))
         s_known = jnp.where(final, s_known, jax.lax.dynamic_update_slice(
             s_known, -jax.lax.stop_gradient(log_s), (at_write,)))
@@ -361,7 +388,7 @@ def _outer_nodes(value, error, s_lo, s_top) -> _OuterNodes:
     pts, s_pts, rules, log_s = _tail_passes(value, error, probes, s_lo, s_top, c, scale, lo, extra)
     u = rules.u.reshape(-1)
     # the inner quantities differentiate in the distributions' parameters (nodes held fixed)
-    log_f, pos, neg = proxy_quadrature(value, error, u)
+    log_f, pos, neg = _live(proxy_quadrature, value, error, u)
     ok_f = jnp.isfinite(log_f)
     lf_s = jnp.where(ok_f, log_f, 0.0)
     excess = jnp.where(ok_f, jnp.exp(pos - lf_s) - jnp.exp(neg - lf_s), 0.0)
