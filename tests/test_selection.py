@@ -147,6 +147,7 @@ def test_gradient_in_parameters_normal_normal_closed_form():
     assert abs(got[2]) < 1e-7
 
 
+@pytest.mark.slow  # ~40-50 s of compiling a gradient program
 def test_gradient_in_parameters_student_t_error_finite_differences():
     """d/d scale of the t(3) error against central differences (h = 1e-4).  (The derivative
     in df is still NaN: not yet diagnosed, so not tested here.)"""
@@ -161,6 +162,7 @@ def test_gradient_in_parameters_student_t_error_finite_differences():
     assert abs(got - fd) <= 1e-5 * abs(fd)
 
 
+@pytest.mark.slow  # ~40-50 s of compiling a gradient program
 def test_gradient_in_parameters_mixture_error_finite():
     """A mixture error: gradients in a weight and in a piece's parameter are finite."""
     def f(p):
