@@ -226,6 +226,8 @@ class Distribution:
     """
 
     constraints: ClassVar[Mapping[str, Constraint]] = {}
+    # parameters that are arrays by design (a fitted law's knots), not a batch of laws
+    data_parameters: ClassVar[tuple[str, ...]] = ()
     name: ClassVar[str] = ""
     smooth: ClassVar[bool] = False
     cusp: ClassVar[bool] = False

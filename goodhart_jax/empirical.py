@@ -443,6 +443,7 @@ class Empirical(Distribution):
     name = "empirical"
     constraints = {"n": POSITIVE, "upper": Constraint(leaf=False), "lower": Constraint(leaf=False),
                    "upper_cov": _Unchecked(), "lower_cov": _Unchecked()}
+    data_parameters = ("knots", "cdf", "sf", "slope", "upper_cov", "lower_cov")
     _static = _Static(False, False, "light")
     _source = None
 

@@ -47,6 +47,7 @@ import numpy as np
 
 from goodhart_jax.distributions import Distribution, Tail, parse_dist
 from goodhart_jax.mixture import leaf_components
+from goodhart_jax.validation import is_concrete
 
 __all__ = [
     "CATASTROPHIC",
@@ -111,7 +112,11 @@ def right_tail(dist: Distribution, *, name: str = "dist") -> Tail:
         raise ValueError(f"{name} must be a goodhart_jax distribution or spec string, got {dist!r}")
     for _, part in leaf_components(dist):  # a mixture's pieces (its weights: its own check)
         for k, v in part.parameters.items():
-            if not isinstance(v, Distribution):
+            if k in part.data_parameters:  # arrays by design: concrete is enough
+                if not is_concrete(v):
+                    raise ValueError(f"{name} must have concrete parameters; {k} of {part!r} "
+                                     "is traced")
+            elif not isinstance(v, Distribution):
                 _scalar(part, k, name)
     return dist.right_tail()
 
