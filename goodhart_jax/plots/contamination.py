@@ -47,16 +47,20 @@ def contaminated_error_figure(numbers: Mapping):
     def eps_label(e):
         return f"eps = {e:.0e}".replace("e-0", "e-")
 
-    if bon_on:
+    def bon_panel(ax, s, title, stars):
         for i, e in enumerate(eps):
-            ax_b.plot(ns, _a(main["bon"])[i], color=colors[i], lw=1.5, label=eps_label(e))
-            ax_b.plot(main["n_star"][i], main["bon_peak"][i], "o", color=colors[i], ms=4)
-        ax_b.plot(ns, _a(light["bon"]), "k--", lw=1.5, label="eps = 0 (light)")
-        ax_b.set_xscale("log")
-        ax_b.set_xlabel("n (best of n)")
-        ax_b.set_ylabel("E[V | best of n]")
-        ax_b.set_title(f"best-of-n, H = {main['label']} (dots: n*)")
-        ax_b.legend(fontsize=7, ncol=2)
+            ax.plot(ns, _a(s["bon"])[i], color=colors[i], lw=1.5, label=eps_label(e))
+            if stars:
+                ax.plot(s["n_star"][i], s["bon_peak"][i], "o", color=colors[i], ms=4)
+        ax.plot(ns, _a(light["bon"]), "k--", lw=1.5, label="eps = 0 (light)")
+        ax.set_xscale("log")
+        ax.set_xlabel("n (best of n)")
+        ax.set_ylabel("E[V | best of n]")
+        ax.set_title(title)
+        ax.legend(fontsize=7, ncol=2)
+
+    if bon_on:
+        bon_panel(ax_b, main, f"best-of-n, H = {main['label']} (dots: n*)", True)
     else:
         ax_b.set_axis_off()
     for i, e in enumerate(eps):
@@ -100,14 +104,7 @@ def contaminated_error_figure(numbers: Mapping):
     other = [n for n in series if n != main_name]
     if bon_on and other:
         s = series[other[0]]
-        for i, e in enumerate(eps):
-            ax_2.plot(ns, _a(s["bon"])[i], color=colors[i], lw=1.5, label=eps_label(e))
-        ax_2.plot(ns, _a(light["bon"]), "k--", lw=1.5, label="eps = 0 (light)")
-        ax_2.set_xscale("log")
-        ax_2.set_xlabel("n (best of n)")
-        ax_2.set_ylabel("E[V | best of n]")
-        ax_2.set_title(f"best-of-n, H = {s['label']}")
-        ax_2.legend(fontsize=7, ncol=2)
+        bon_panel(ax_2, s, f"best-of-n, H = {s['label']}", False)
     else:
         ax_2.set_axis_off()
     fig.suptitle("V ~ N(0, 1), X = (1 - eps) N(0, 1) + eps H: selection rises like the light "
