@@ -2,7 +2,9 @@
 
 A fitted :class:`Empirical` is a :class:`~goodhart_jax.Distribution` like any other (a pytree:
 its arrays are leaves), so it serves as the value ``V`` or the error ``X`` of the exact
-conditioning, best-of-n, the samplers and the regime theory.  It has three pieces:
+conditioning, best-of-n, the samplers and the regime theory (the exact quadrature does not yet
+resolve the kinks of the body's density at its knots: ~1e-3 relative in the bulk, exact in the
+fitted tails; see docs/empirical.md).  It has three pieces:
 
 * **the upper tail**: above a threshold ``u`` (the ``(k+1)``-th largest sample), the ``k`` excesses
   ``y = x - u`` are fitted by a generalized Pareto law ``GPD(xi, sigma)`` (maximum likelihood),
