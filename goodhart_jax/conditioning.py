@@ -452,9 +452,7 @@ def _lse(a):
     """
     m = jnp.max(a)
     m = jnp.where(jnp.isfinite(m), m, 0.0)
-    total = jnp.sum(jnp.exp(a - m))
-    some = total > 0
-    return jnp.where(some, m + jnp.log(jnp.where(some, total, 1.0)), -jnp.inf)
+    return _log_sum(jnp.sum(jnp.exp(a - m)), m)
 
 
 # The one-pass log-sum-exp of the tail integrals.  A two-pass lse (shift by the max) cannot
