@@ -56,6 +56,7 @@ import ast
 import math
 import os
 import re
+import statistics
 from typing import Any, NamedTuple
 
 import jax
@@ -64,6 +65,8 @@ import numpy as np
 
 from goodhart_jax.distributions import FAMILIES, POSITIVE, Constraint, Distribution, Tail
 from goodhart_jax.numerics import as_float, expm1_ratio, float_dtype, log1mexp
+from goodhart_jax.quadrature import gauss_legendre
+from goodhart_jax.special import log_ndtr
 from goodhart_jax.validation import is_concrete
 
 __all__ = ["Empirical", "GPDFit", "tail_count", "fit_generalized_pareto", "read_samples"]
@@ -303,6 +306,124 @@ class GPDFit(NamedTuple):
         return a - _Z95 * se, a + _Z95 * se
 
 
+# --- the body: a smooth monotone map of the normal scale (host fit, float64) ---------------
+
+#: Candidate degrees of the body's polynomial ``x(z)``, tried in this order.
+DEGREES = (3, 4, 5, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32)
+#: Points of the inversion table ``(z, x(z))`` (a start for Newton's method).
+TABLE = 257
+_NORMAL = statistics.NormalDist()
+_GL64 = gauss_legendre(64)
+
+
+def _ndtr(z: np.ndarray) -> np.ndarray:
+    """``Phi(z)`` (host float64)."""
+    return 0.5 * np.vectorize(math.erfc)(-np.asarray(z, np.float64) / math.sqrt(2.0))
+
+
+def _ndtri(p: np.ndarray) -> np.ndarray:
+    """``Phi^-1(p)`` for ``p`` in ``(0, 1)`` (host float64; Wichura's AS241 via the standard
+    library; for ``p`` near 1 pass ``1 - p`` and negate, keeping its relative accuracy)."""
+    p = np.asarray(p, np.float64)
+    return np.vectorize(_NORMAL.inv_cdf)(p)
+
+
+def _cheb_derivative_matrix(degree: int) -> np.ndarray:
+    """``M`` with ``chebder(a) = M @ a`` (shape ``(degree, degree + 1)``)."""
+    return np.stack([np.polynomial.chebyshev.chebder(np.eye(degree + 1)[k])
+                     for k in range(degree + 1)], axis=1)
+
+
+class _BodyFit(NamedTuple):
+    coef: np.ndarray  # Chebyshev coefficients of x(z) on [z_lo, z_hi]
+    degree: int
+    rms: float  # root mean square of F - p at the knots, in standard errors of p
+
+
+def _fit_map(z, x, sd, z_lo, z_hi, x_lo, x_hi, dx_lo, dx_hi, degree):
+    """Weighted least squares of ``x(z)`` (degree ``degree``) with ``(x, x', x'')`` fixed at the
+    ends where a tail is spliced on (``x_lo`` and ``dx_lo``, ``x_hi`` and ``dx_hi``; a ``dx``
+    of ``None`` leaves that end free)."""
+    half = 0.5 * (z_hi - z_lo)
+    s = (z - 0.5 * (z_lo + z_hi)) / half
+    a = np.polynomial.chebyshev.chebvander(s, degree) / sd[:, None]
+    rows, rhs = [], []
+    ends = np.polynomial.chebyshev.chebvander(np.array([-1.0, 1.0]), degree)
+    k = np.arange(degree + 1, dtype=np.float64)
+    # T_k(+-1) = (+-1)^k, T_k'(+-1) = (+-1)^(k+1) k^2, T_k''(+-1) = (+-1)^k (k^4 - k^2) / 3,
+    # T_k'''(+-1) = (+-1)^(k+1) k^2 (k^2 - 1) (k^2 - 4) / 15
+    for row, val, sign, slope in ((ends[0], x_lo, -1.0, dx_lo), (ends[1], x_hi, 1.0, dx_hi)):
+        if slope is None:  # a free end (no tail): where the support ends is fitted too
+            continue
+        rows.append(row)
+        rhs.append(val)
+        rows.append(sign ** (k + 1) * k * k / half)
+        rhs.append(slope[0])
+        rows.append(sign ** k * (k ** 4 - k * k) / 3.0 / half ** 2)
+        rhs.append(slope[1])
+        rows.append(sign ** (k + 1) * k * k * (k * k - 1) * (k * k - 4) / 15.0 / half ** 3)
+        rhs.append(slope[2])
+    if len(rows) >= degree + 1:
+        return None  # no freedom left to fit the data
+    # the constraints exactly (null-space method): coef = c0 + N y, y by least squares
+    if not rows:  # both ends free
+        return np.linalg.lstsq(a, x / sd, rcond=None)[0]
+    c = np.array(rows)
+    c0 = np.linalg.lstsq(c, np.array(rhs), rcond=None)[0]
+    null = np.linalg.svd(c)[2][c.shape[0]:].T
+    if null.shape[1] == 0:
+        return c0
+    y = np.linalg.lstsq(a @ null, x / sd - a @ c0, rcond=None)[0]
+    return c0 + null @ y
+
+
+def _map_and_slope(coef, z, z_lo, z_hi):
+    half = 0.5 * (z_hi - z_lo)
+    s = (z - 0.5 * (z_lo + z_hi)) / half
+    cheb = np.polynomial.chebyshev
+    return cheb.chebval(s, coef), cheb.chebval(s, cheb.chebder(coef)) / half
+
+
+def _fit_body(z, x, p, n, z_lo, z_hi, x_lo, x_hi, dx_lo, dx_hi, c, m_lo) -> _BodyFit:
+    """The lowest degree in :data:`DEGREES` whose monotone fit has ``F`` within the data's
+    at the knots by a root mean square of at most one standard error ``sqrt(p (1 - p) / n)``
+    (else the monotone fit with the smallest)."""
+    grid = np.linspace(z_lo, z_hi, 2049)
+    best = None
+    for degree in DEGREES:
+        if degree + 1 > z.size:
+            break
+        sd = np.ones_like(z)
+        for _ in range(2):  # unweighted, then weighted by the quantiles' standard errors
+            coef = _fit_map(z, x, sd, z_lo, z_hi, x_lo, x_hi, dx_lo, dx_hi, degree)
+            if coef is None:
+                break
+            fx, dfx = _map_and_slope(coef, z, z_lo, z_hi)
+            floor = 0.1 * float(np.median(np.abs(dfx)))  # a non-monotone first pass
+            dens = c * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi) / np.maximum(dfx, floor)
+            sd = np.sqrt(p * (1.0 - p) / n) / dens
+        if coef is None:
+            continue
+        xg, dg = _map_and_slope(coef, grid, z_lo, z_hi)
+        if not np.all(dg > 0):
+            continue  # not monotone
+        # the fitted law's F at the knots against the data's, in standard errors of p
+        zz = np.interp(x, xg, grid)
+        for _ in range(3):
+            fz, dz = _map_and_slope(coef, zz, z_lo, z_hi)
+            zz = np.clip(zz - (fz - x) / dz, z_lo, z_hi)
+        f_fit = m_lo + c * (_ndtr(zz) - _ndtr(z_lo))
+        rms = float(np.sqrt(np.mean((f_fit - p) ** 2 / (p * (1.0 - p) / n))))
+        if best is None or rms < best.rms:
+            best = _BodyFit(coef, degree, rms)
+        if rms <= 1.0:
+            break
+    if best is None:
+        raise ValueError("samples: no monotone smooth body fits these samples (degree "
+                         f"{DEGREES[0]} to {DEGREES[-1]}); too few distinct values?")
+    return best
+
+
 # --- reading data --------------------------------------------------------------------------
 
 
@@ -391,20 +512,20 @@ def _gpd_isf(gpd, s):
     return gpd.loc + gpd.scale * expm1_ratio(-jnp.log(s), gpd.xi)
 
 
-def _bisect_pchip(p, f0, f1, d0, d1, h, steps: int = 64):
-    """``t`` in ``[0, 1]`` with the Hermite cubic through ``(0, f0)``, ``(1, f1)`` equal to ``p``."""
-    def value(t):
-        return (f0 * (1 + 2 * t) * (1 - t) ** 2 + h * d0 * t * (1 - t) ** 2
-                + f1 * t * t * (3 - 2 * t) + h * d1 * t * t * (t - 1))
+_NEWTON_STEPS = 4
 
-    def body(_, ab):
-        a, b = ab
-        mid = 0.5 * (a + b)
-        below = value(mid) < p
-        return jnp.where(below, mid, a), jnp.where(below, b, mid)
 
-    a, b = jax.lax.fori_loop(0, steps, body, (jnp.zeros_like(p), jnp.ones_like(p)))
-    return 0.5 * (a + b)
+def _clenshaw(coef, s):
+    """``Σ_k coef[k] T_k(s)`` (Chebyshev series; the degree is static)."""
+    b1 = b2 = jnp.zeros_like(s)
+    for k in range(coef.shape[0] - 1, 0, -1):
+        b1, b2 = 2.0 * s * b1 - b2 + coef[k], b1
+    return s * b1 - b2 + coef[0]
+
+
+def _phi(z):
+    """``Phi(z)`` from its log (accurate in both tails)."""
+    return jnp.exp(log_ndtr(z))
 
 
 class Empirical(Distribution):
@@ -414,15 +535,18 @@ class Empirical(Distribution):
     fitted pieces.
 
     Math: ``S(x) = m_U S_GPD(x - u_U; xi_U, sigma_U)`` above ``u_U``,
-    ``F(x) = m_L S_GPD(u_L - x; xi_L, sigma_L)`` below ``u_L``, the Hermite cubic ``F`` on the
-    knots between (``m = k / n``).
+    ``F(x) = m_L S_GPD'(u_L - x; xi_L, sigma_L)`` below ``u_L``, and between them
+    ``F(x) = m_L + c (Phi(z(x)) - Phi(z_lo))``, ``z(x)`` the inverse of the smooth increasing
+    polynomial ``x(z)`` on ``[z_lo, z_hi]`` (``c = (1 - m_L - m_U) / (Phi(z_hi) - Phi(z_lo))``,
+    1 with both tails; ``m = k / n``).
 
     Args:
-        knots: the body's knots ``x_0 < ... < x_K`` (the first and last are the thresholds, or
-            the smallest / largest sample where there is no tail).
-        cdf: ``F`` at the knots (``cdf[0] = m_L``, ``cdf[-1] = 1 - m_U``).
-        sf: ``S`` at the knots (``1 - cdf``, kept separately for its relative accuracy).
-        slope: the density at the knots (the Hermite cubic's derivatives).
+        coef: Chebyshev coefficients of ``x(z)`` on ``[z_lo, z_hi]``.
+        zt: ``z`` on an equally spaced table from ``z_lo`` to ``z_hi`` (the ends of the body's
+            normal scale).
+        xt: ``x(z)`` on that table (its ends are the thresholds, or the smallest / largest
+            sample where there is no tail).
+        masses: ``(m_L, m_U)``, the tails' probabilities (0 without a tail).
         n: the sample size.
         upper: the upper tail, a ``GeneralizedPareto(xi, scale, loc=u_U)``, or ``None``.
         upper_cov: the 2x2 covariance of its ``(xi, scale)``.
@@ -445,13 +569,13 @@ class Empirical(Distribution):
     name = "empirical"
     constraints = {"n": POSITIVE, "upper": Constraint(leaf=False), "lower": Constraint(leaf=False),
                    "upper_cov": _Unchecked(), "lower_cov": _Unchecked()}
-    data_parameters = ("knots", "cdf", "sf", "slope", "upper_cov", "lower_cov")
+    data_parameters = ("coef", "zt", "xt", "masses", "upper_cov", "lower_cov")
     _static = _Static(False, False, "light")
     _source = None
 
-    def __init__(self, knots, cdf, sf, slope, n, upper=None, upper_cov=None, lower=None,
+    def __init__(self, coef, zt, xt, masses, n, upper=None, upper_cov=None, lower=None,
                  lower_cov=None):
-        params = dict(knots=knots, cdf=cdf, sf=sf, slope=slope, n=n)
+        params = dict(coef=coef, zt=zt, xt=xt, masses=masses, n=n)
         if upper is not None:
             params.update(upper=upper, upper_cov=np.zeros((2, 2)) if upper_cov is None
                           else upper_cov)
@@ -534,7 +658,7 @@ class Empirical(Distribution):
         xs = np.sort(x)
         n = xs.size
         if lower_tail is None:
-            lower_tail = bool(xs[0] < 0.0)
+            lower_tail = True
 
         def count_for(threshold, name):
             if threshold is not None:
@@ -587,9 +711,16 @@ class Empirical(Distribution):
         if not u_hi > u_lo or m < 8:
             raise ValueError(f"samples: {max(m, 0)} point(s) lie between the tail thresholds "
                              f"{u_lo:g} and {u_hi:g}; at least 8 are needed for the body (n = {n})")
-        p_lo, p_hi = k_lo / n, (n - k_hi) / n
+        m_lo, m_hi = k_lo / n, k_hi / n
+        # the body's normal scale: F = m_L + c (Phi(z) - Phi(z_lo)) on [z_lo, z_hi]; with a tail
+        # at an end, Phi(z_end) is that tail's mass (c = 1 with both tails)
+        z_lo = float(_ndtri(m_lo if k_lo else 0.5 / n))
+        z_hi = -float(_ndtri(m_hi if k_hi else 0.5 / n))
+        c = (1.0 - m_lo - m_hi) / (1.0 - float(_ndtr(z_lo)) - float(_ndtr(-z_hi)))
+        # knots: quantiles of the data, half equally spaced in p, half in logit p
         kk = int(np.clip(m // 32, 8, knots))
         half = kk // 2
+        p_lo, p_hi = m_lo, 1.0 - m_hi
         pu = np.linspace(p_lo, p_hi, half + 2)[1:-1]
         lg = np.linspace(math.log(max(p_lo, 0.5 / n) / (1 - max(p_lo, 0.5 / n))),
                          math.log(min(p_hi, 1 - 0.5 / n) / (1 - min(p_hi, 1 - 0.5 / n))),
@@ -599,30 +730,44 @@ class Empirical(Distribution):
         kx = xs[idx]
         keep = np.concatenate([[True], np.diff(kx) > 0]) & (kx > u_lo) & (kx < u_hi)
         idx, kx = idx[keep], kx[keep]
-        cdf = np.concatenate([[p_lo], (idx + 0.5) / n, [p_hi]])
-        sf = np.concatenate([[(n - k_lo) / n], (n - idx - 0.5) / n, [k_hi / n]])
-        kx = np.concatenate([[u_lo], kx, [u_hi]])
-        h = np.diff(kx)
-        delta = np.diff(cdf) / h
-        d = np.empty(kx.size)
-        w1, w2 = 2 * h[1:] + h[:-1], h[1:] + 2 * h[:-1]
-        d[1:-1] = (w1 + w2) / (w1 / delta[:-1] + w2 / delta[1:])  # Fritsch–Butland (PCHIP)
-        for end, seg, nxt in ((0, 0, 1), (-1, -1, -2)):
-            ratio = ((2 * h[seg] + h[nxt]) * delta[seg] - h[seg] * delta[nxt]) / (h[seg] + h[nxt])
-            d[end] = delta[seg] * float(np.clip(ratio / delta[seg], 0.25, 2.9))
-        tails = {}
-        for side, end, seg in (("upper", -1, -1), ("lower", 0, 0)):
+        if kx.size < 4:
+            raise ValueError(f"samples: only {kx.size} distinct value(s) lie between the tail "
+                             f"thresholds {u_lo:g} and {u_hi:g}; at least 4 are needed")
+        pk = (idx + 0.5) / n
+        low = pk <= 0.5
+        zk = np.empty_like(pk)
+        zk[low] = _ndtri(np.clip(_ndtr(z_lo) + (pk[low] - m_lo) / c, 1e-300, 1.0))
+        zk[~low] = -_ndtri(np.clip(_ndtr(-z_hi) + (1.0 - pk[~low] - m_hi) / c, 1e-300, 1.0))
+        phi = (lambda z: c * math.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi))
+        tails, slopes = {}, {}
+        for side, z_end in (("upper", z_hi), ("lower", z_lo)):
             if side not in pieces:
+                slopes[side] = None
                 continue
             k, u, xi, sigma, cov = pieces[side]
-            gpd = _gpd(xi, sigma, u)
-            dens = k / n * float(np.exp(np.asarray(gpd.log_prob(u + 0.0), np.float64)))
-            d[end] = min(dens, 2.9 * delta[seg])  # (1/sigma: the density at the splice)
-            tails[side] = gpd
+            tails[side] = _gpd(xi, sigma, u)
             tails[side + "_cov"] = as_float(cov, xp=np)
-        law = cls(as_float(kx, xp=np), as_float(cdf, xp=np), as_float(sf, xp=np),
-                  as_float(d, xp=np), float(n), **tails)
-        return law
+            # the density and its first two derivatives continuous at the splice:
+            # f = c phi(z) / x'(z) is the tail's (k / n) / sigma there; (log f)' =
+            # -(z + x''/x') / x' is the GPD's -(1 + xi) / sigma (mirrored below); with
+            # L(z) = -z^2/2 - log x'(z), (log f)'' = (L'' x' - L' x'') / x'^3 is the GPD's
+            # xi (1 + xi) / sigma^2, where L'' = -1 - (x''' x' - x''^2) / x'^2
+            d1 = phi(z_end) / (k / n / sigma)
+            g = (1.0 + xi) / sigma * (-1.0 if side == "upper" else 1.0)
+            d2 = -z_end * d1 - g * d1 * d1
+            dl = -z_end - d2 / d1
+            ddl = (xi * (1.0 + xi) / sigma ** 2 * d1 ** 3 + dl * d2) / d1
+            slopes[side] = (d1, d2, ((-1.0 - ddl) * d1 * d1 + d2 * d2) / d1)
+        fit = _fit_body(zk, kx, pk, n, z_lo, z_hi, u_lo, u_hi, slopes["lower"], slopes["upper"], c,
+                        m_lo)
+        zt = np.linspace(z_lo, z_hi, TABLE)
+        xt = _map_and_slope(fit.coef, zt, z_lo, z_hi)[0]
+        if "lower" in pieces:
+            xt[0] = u_lo
+        if "upper" in pieces:
+            xt[-1] = u_hi
+        return cls(as_float(fit.coef, xp=np), as_float(zt, xp=np), as_float(xt, xp=np),
+                   as_float(np.array([m_lo, m_hi]), xp=np), float(n), **tails)
 
     @classmethod
     def from_file(cls, path: str, **options) -> "Empirical":
@@ -667,9 +812,9 @@ class Empirical(Distribution):
         return f"empirical({self._source})"
 
     def __repr__(self) -> str:
-        if not is_concrete(self.knots):
+        if not is_concrete(self.coef):
             return "Empirical(traced)"
-        parts = [f"n={int(float(self.n))}", f"{np.shape(self.knots)[-1]} knots"]
+        parts = [f"n={int(float(self.n))}", f"body of degree {np.shape(self.coef)[-1] - 1}"]
         for side in ("lower", "upper"):
             g = self.parameters.get(side)
             if g is not None:
@@ -678,20 +823,14 @@ class Empirical(Distribution):
 
     # --- pieces -----------------------------------------------------------------------------
     @property
-    def _a_knots(self):
-        return jnp.asarray(self.knots)
+    def _a_table(self):
+        """``(zt, xt)``: the body's inversion table (its ends are the body's ends)."""
+        return jnp.asarray(self.zt), jnp.asarray(self.xt)
 
     @property
-    def _a_cdf(self):
-        return jnp.asarray(self.cdf)
-
-    @property
-    def _a_sf(self):
-        return jnp.asarray(self.sf)
-
-    @property
-    def _a_slope(self):
-        return jnp.asarray(self.slope)
+    def _a_masses(self):
+        """``(m_L, m_U)``."""
+        return jnp.asarray(self.masses)
 
     @property
     def _upper(self):
@@ -706,7 +845,7 @@ class Empirical(Distribution):
         if g is None:
             return None
         n = int(round(float(self.n)))
-        mass = float(self._a_sf[-1]) if side == "upper" else float(self._a_cdf[0])
+        mass = float(self._a_masses[1 if side == "upper" else 0])
         cov = np.asarray(self.parameters[side + "_cov"], np.float64)
         xi, se = float(g.xi), math.sqrt(max(cov[0, 0], 0.0))
         u = float(g.loc) if side == "upper" else -float(g.loc)
@@ -723,32 +862,51 @@ class Empirical(Distribution):
         """The fitted lower tail (of ``-V`` below the lower threshold), or ``None``."""
         return self._tail_fit("lower")
 
+    def _map(self, z):
+        """``x(z)`` and ``x'(z)`` of the body's polynomial."""
+        coef = jnp.asarray(self.coef)
+        zt = jnp.asarray(self.zt)
+        half = 0.5 * (zt[-1] - zt[0])
+        s = (z - 0.5 * (zt[0] + zt[-1])) / half
+        deriv = jnp.asarray(_cheb_derivative_matrix(coef.shape[0] - 1), coef.dtype) @ coef
+        return _clenshaw(coef, s), _clenshaw(deriv, s) / half
+
+    def _z(self, x):
+        """``z(x)`` on the body: the table's interpolant, then Newton steps on ``x(z) = x``."""
+        zt, xt = self._a_table
+        x = jnp.clip(x, xt[0], xt[-1])
+        z = jnp.interp(x, xt, zt)
+        for _ in range(_NEWTON_STEPS):
+            xz, dz = self._map(z)
+            z = jnp.clip(z - (xz - x) / dz, zt[0], zt[-1])
+        return z
+
+    def _scale_c(self, dtype):
+        zt = jnp.asarray(self.zt, dtype)
+        m = self._a_masses.astype(dtype)
+        return (1.0 - m[0] - m[1]) / (1.0 - _phi(zt[0]) - _phi(-zt[-1]))
+
     def _body(self, x):
-        """``(F, S, f)`` of the body's cubic at ``x`` (clipped to the knots)."""
-        kx = self._a_knots
-        dtype = kx.dtype
-        x = jnp.clip(jnp.asarray(x, dtype), kx[0], kx[-1])
-        j = jnp.clip(jnp.searchsorted(kx, x, side="right") - 1, 0, kx.shape[0] - 2)
-        x0, h = kx[j], kx[j + 1] - kx[j]
-        t = jnp.clip((x - x0) / h, 0.0, 1.0)
-        d0, d1 = self._a_slope[j], self._a_slope[j + 1]
-        h00, h10 = (1 + 2 * t) * (1 - t) ** 2, t * (1 - t) ** 2
-        h01, h11 = t * t * (3 - 2 * t), t * t * (t - 1)
-        f_ = self._a_cdf[j] * h00 + h * d0 * h10 + self._a_cdf[j + 1] * h01 + h * d1 * h11
-        s_ = self._a_sf[j] * h00 - h * d0 * h10 + self._a_sf[j + 1] * h01 - h * d1 * h11
-        delta = (self._a_cdf[j + 1] - self._a_cdf[j]) / h
-        dens = delta * 6 * t * (1 - t) + d0 * (1 - t) * (1 - 3 * t) + d1 * t * (3 * t - 2)
+        """``(F, S, f)`` of the body at ``x`` (clipped to its ends)."""
+        zt = jnp.asarray(self.zt, x.dtype)
+        m = self._a_masses.astype(x.dtype)
+        c = self._scale_c(x.dtype)
+        z = self._z(x)
+        f_ = m[0] + c * (_phi(z) - _phi(zt[0]))
+        s_ = m[1] + c * (_phi(-z) - _phi(-zt[-1]))
+        dens = c * jnp.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi) / self._map(z)[1]
         return f_, s_, dens
 
     def _pieces(self, x):
         """``(x, in the lower tail, in the upper tail, log m_L, log m_U)``."""
         x = jnp.asarray(x)
-        dtype = jnp.result_type(x, self._a_knots.dtype, float)
+        dtype = jnp.result_type(x, jnp.asarray(self.xt).dtype, float)
         x = x.astype(dtype)
-        kx = self._a_knots
+        kx = jnp.asarray(self.xt, dtype)
         low = (x < kx[0]) if self._lower is not None else jnp.zeros(x.shape, bool)
         high = (x > kx[-1]) if self._upper is not None else jnp.zeros(x.shape, bool)
-        return x, low, high, jnp.log(self._a_cdf[0]), jnp.log(self._a_sf[-1])
+        m = self._a_masses.astype(dtype)
+        return x, low, high, jnp.log(m[0]), jnp.log(m[1])
 
     @staticmethod
     def _log(v):
@@ -757,7 +915,7 @@ class Empirical(Distribution):
 
     def _outside(self, x, out, below_value, above_value):
         """``out`` with the values outside the support's finite ends (no tail there)."""
-        kx = self._a_knots
+        kx = jnp.asarray(self.xt, x.dtype)
         if self._lower is None:
             out = jnp.where(x < kx[0], below_value, out)
         if self._upper is None:
@@ -767,7 +925,7 @@ class Empirical(Distribution):
     # --- the five basic methods ---------------------------------------------------------------
     def log_prob(self, x):
         x, low, high, lml, lmu = self._pieces(x)
-        kx = self._a_knots
+        kx = jnp.asarray(self.xt, x.dtype)
         out = self._log(self._body(x)[2])
         if self._upper is not None:
             xu = jnp.where(high, x, kx[-1])
@@ -779,7 +937,7 @@ class Empirical(Distribution):
 
     def log_sf(self, x):
         x, low, high, lml, lmu = self._pieces(x)
-        kx = self._a_knots
+        kx = jnp.asarray(self.xt, x.dtype)
         out = self._log(self._body(x)[1])
         if self._upper is not None:
             xu = jnp.where(high, x, kx[-1])
@@ -792,7 +950,7 @@ class Empirical(Distribution):
 
     def log_cdf(self, x):
         x, low, high, lml, lmu = self._pieces(x)
-        kx = self._a_knots
+        kx = jnp.asarray(self.xt, x.dtype)
         out = self._log(self._body(x)[0])
         if self._upper is not None:
             xu = jnp.where(high, x, kx[-1])
@@ -806,25 +964,30 @@ class Empirical(Distribution):
     def quantile(self, p):
         """The inverse distribution function at ``p`` in ``(0, 1)`` (traceable).
 
-        Math: the body's cubic inverted by bisection on its piece; in a tail the GPD's
-        quantile of ``(1 - p) / m_U`` (or ``p / m_L``).
+        Math: on the body ``x(z)`` with ``Phi(z) = Phi(z_lo) + (p - m_L) / c`` (for ``p > 1/2``
+        from ``1 - p``, keeping its accuracy); in a tail the GPD's quantile of
+        ``(1 - p) / m_U`` (or ``p / m_L``).
         """
         p = jnp.asarray(p)
-        dtype = jnp.result_type(p, self._a_knots.dtype, float)
+        dtype = jnp.result_type(p, jnp.asarray(self.xt).dtype, float)
         p = p.astype(dtype)
-        kx, cdf = self._a_knots, self._a_cdf
-        pc = jnp.clip(p, cdf[0], cdf[-1])
-        j = jnp.clip(jnp.searchsorted(cdf, pc, side="right") - 1, 0, kx.shape[0] - 2)
-        h = kx[j + 1] - kx[j]
-        t = _bisect_pchip(pc, cdf[j], cdf[j + 1], self._a_slope[j], self._a_slope[j + 1], h)
-        out = kx[j] + h * t
+        zt = jnp.asarray(self.zt, dtype)
+        m = self._a_masses.astype(dtype)
+        c = self._scale_c(dtype)
+        pc = jnp.clip(p, m[0], 1.0 - m[1])
+        from jax.scipy.special import ndtri
+
+        low = pc <= 0.5
+        z = jnp.where(low, ndtri(jnp.clip(_phi(zt[0]) + (pc - m[0]) / c, 0.0, 1.0)),
+                      -ndtri(jnp.clip(_phi(-zt[-1]) + (1.0 - pc - m[1]) / c, 0.0, 1.0)))
+        out = self._map(jnp.clip(z, zt[0], zt[-1]))[0]
         if self._upper is not None:
-            hi = p > cdf[-1]
-            s = jnp.where(hi, (1.0 - p) / self._a_sf[-1], 0.5)
+            hi = p > 1.0 - m[1]
+            s = jnp.where(hi, (1.0 - p) / m[1], 0.5)
             out = jnp.where(hi, _gpd_isf(self._upper, s), out)
         if self._lower is not None:
-            lo = p < cdf[0]
-            s = jnp.where(lo, p / cdf[0], 0.5)
+            lo = p < m[0]
+            s = jnp.where(lo, p / m[0], 0.5)
             out = jnp.where(lo, -_gpd_isf(self._lower, s), out)
         return out
 
@@ -835,22 +998,24 @@ class Empirical(Distribution):
         return law.quantile(u).astype(dtype)
 
     def mean(self):
-        kx, cdf, d = self._a_knots, self._a_cdf, self._a_slope
-        h = jnp.diff(kx)
-        c = kx[0]
-        # ∫ (x - c) dF over the body = (x_K - c) F_K - ∫ F dx; ∫ of each cubic piece closed form
-        integral = jnp.sum(h * (cdf[:-1] + cdf[1:]) / 2 + h * h * (d[:-1] - d[1:]) / 12)
-        body = c * (cdf[-1] - cdf[0]) + (kx[-1] - c) * cdf[-1] - integral
-        total = body
+        dtype = jnp.asarray(self.xt).dtype
+        zt = jnp.asarray(self.zt, dtype)
+        m = self._a_masses.astype(dtype)
+        # the body's c ∫ x(z) phi(z) dz over [z_lo, z_hi]: Gauss-Legendre, 64 nodes (the
+        # integrand is a polynomial times a Gaussian)
+        g, w = (jnp.asarray(a, dtype) for a in _GL64)
+        z = zt[0] + (zt[-1] - zt[0]) * g
+        phi = jnp.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+        total = self._scale_c(dtype) * (zt[-1] - zt[0]) * jnp.sum(w * self._map(z)[0] * phi)
         if self._upper is not None:
-            total = total + self._a_sf[-1] * self._upper.mean()
+            total = total + m[1] * self._upper.mean()
         if self._lower is not None:
-            total = total - cdf[0] * self._lower.mean()
+            total = total - m[0] * self._lower.mean()
         return total
 
     # --- hooks ------------------------------------------------------------------------------
     def support(self):
-        kx = self._a_knots
+        kx = jnp.asarray(self.xt)
         if self._static.lower_end:
             lo = kx[0] if self._lower is None else -self._lower.support()[1]
         else:
@@ -862,7 +1027,7 @@ class Empirical(Distribution):
         return lo, hi
 
     def bulk(self):
-        q = self.quantile(jnp.asarray(_BULK_P, self._a_knots.dtype))
+        q = self.quantile(jnp.asarray(_BULK_P, jnp.asarray(self.xt).dtype))
         return q[1], jnp.maximum(0.5 * (q[2] - q[0]), jnp.finfo(q.dtype).tiny ** 0.5)
 
     @property
@@ -874,11 +1039,12 @@ class Empirical(Distribution):
         ``Tail("weibull", 1, scale)`` at ``xi = 0``, ``Tail("bounded", -1 / xi, end=...)`` for
         ``xi < 0``), its coefficient times ``m_U``; without an upper tail
         ``Tail("bounded", 1, coef=f(max), end=max)``."""
-        if self._upper is None:  # the body's cubic ends at the largest sample: S ~ f (end - x)
-            return Tail("bounded", 1.0, coef=float(self._a_slope[-1]), end=float(self._a_knots[-1]))
+        if self._upper is None:  # the body ends at the largest sample: S ~ f (end - x)
+            end = jnp.asarray(self.xt)[-1]
+            return Tail("bounded", 1.0, coef=float(jnp.exp(self.log_prob(end))), end=float(end))
         t = self._upper.right_tail()
         if t.kind in ("power", "bounded"):
-            return t._replace(coef=float(t.coef * float(self._a_sf[-1])))
+            return t._replace(coef=float(t.coef * float(self._a_masses[1])))
         return t
 
 

@@ -185,21 +185,8 @@ def reference_best_of_n(rv, rx, n, reps=200_000, seed=11):
 T, N = 2.0, 8
 
 
-# Known defect (measured, 200,000 t(3) draws, error role, t = 2): the exact conditioning of an
-# Empirical law is off by ~1e-3 in the bulk (log P -2.16982 against QUADPACK's -2.17481; a
-# fine trapezoid grid and a 4e6-draw Monte Carlo agree with QUADPACK), exact in the fitted tails
-# (t = 10, 30: 1e-12).  Its body's density is piecewise quadratic on 256 knots and rough at the
-# knot scale (sampling noise), which the fixed-node rule does not resolve.  Strict: this fails
-# once it is fixed.
-EMPIRICAL_EXACT = pytest.mark.xfail(strict=True, reason="Empirical body: quadrature ~1e-3")
-
-
 def _exact_cells():
-    out = []
-    for p in CELLS:
-        marks = list(p.marks) + ([EMPIRICAL_EXACT] if p.values[0] == "empirical" else [])
-        out.append(pytest.param(*p.values, marks=marks, id=p.id))
-    return out
+    return CELLS
 
 
 @pytest.mark.parametrize("name, role", _exact_cells())
@@ -212,16 +199,8 @@ def test_exact_conditioning_matches_quadpack(name, role):
     assert float(gj.value_given_proxy(v, x, T)) == pytest.approx(ref_given, rel=1e-7, abs=1e-9)
 
 
-# Known defect (measured, same fit, n = 8): best-of-n with the Empirical law as error gives
-# 0.8150 against a 200,000-replicate Monte Carlo of its own sampler's 0.7938 +- 0.0021 (the
-# body's quadrature, as above, with the proxy's density).  Strict: fails once fixed.
-EMPIRICAL_BON = pytest.mark.xfail(strict=True, reason="Empirical error: best-of-n ~2.7% off")
-
-
 def _bon_cells():
-    return [pytest.param(*p.values, marks=list(p.marks) + (
-        [EMPIRICAL_BON] if p.values == ("empirical", "error") else []), id=p.id)
-        for p in SLOW_CELLS]
+    return SLOW_CELLS
 
 
 @pytest.mark.parametrize("name, role", _bon_cells())
