@@ -56,8 +56,10 @@ _OWNER = "empirical_best_of_n"
 _STIRLING = (1.0 / 12.0, -1.0 / 360.0, 1.0 / 1260.0, -1.0 / 1680.0, 1.0 / 1188.0,
              -691.0 / 360360.0, 1.0 / 156.0, -3617.0 / 122400.0)
 _STIRLING_FROM = 8.0
-# Elements of the (batch, N) arrays a row-bootstrap batch holds at once (memory bound).
+# Row bootstrap memory bounds: elements of the (batch, len(n), N) arrays a batch of replicates
+# holds at once, and of the (len(n), N + 1) cumulative weights held (2^25: 256 MiB in float64).
 _BATCH_ELEMENTS = 1 << 22
+_CW_ELEMENTS = 1 << 25
 # Rows per chunk of the two-level group sums.
 _CHUNK = 1024
 DEFAULT_SEED = 0
@@ -143,27 +145,42 @@ def _row_bootstrap(gold, cls, pos, ns, keys, *, batch):
     of tie class ``T`` (``c_T`` of them, gold sum ``s_T``) fill the sorted positions
     ``(C_T - c_T, C_T]`` of the resample (``C_T`` the cumulative count), whose weights add up to
     ``cw[C_T] - cw[C_T - c_T]`` (``cw`` the cumulative weights), each at the class mean
-    ``s_T / c_T``: the estimator on the resample, ties averaged, without sorting it.
+    ``s_T / c_T``: the estimator on the resample, ties averaged, without sorting it.  One draw
+    serves every ``n`` (the cumulative weights of all of them are held: ``len(ns) (N + 1)``).
     """
     num = gold.shape[0]
 
-    def one(n):
+    def cumulative(n):
         w = _weights(pos, float(num), n)
-        cw = jnp.concatenate([jnp.zeros((1,), w.dtype), jnp.cumsum(w) / jnp.sum(w)])
+        return jnp.concatenate([jnp.zeros((1,), w.dtype), jnp.cumsum(w) / jnp.sum(w)])
 
-        def replicate(key):
-            rows = jax.random.randint(key, (num,), 0, num)
-            c = jax.ops.segment_sum(jnp.ones((num,), gold.dtype), rows, num_segments=num)
-            c_cls = jax.ops.segment_sum(c, cls, num_segments=num)
-            s_cls = jax.ops.segment_sum(c * gold, cls, num_segments=num)
-            top = jnp.cumsum(c_cls).astype(jnp.int32)
-            lo = top - c_cls.astype(jnp.int32)
-            mean_cls = jnp.where(c_cls > 0, s_cls / jnp.where(c_cls > 0, c_cls, 1.0), 0.0)
-            return mean_cls @ (cw[top] - cw[lo])
+    cw = jax.lax.map(cumulative, ns)  # (len(ns), N + 1)
 
-        return jax.lax.map(replicate, keys, batch_size=batch)
+    def replicate(key):
+        rows = jax.random.randint(key, (num,), 0, num)
+        c = jax.ops.segment_sum(jnp.ones((num,), gold.dtype), rows, num_segments=num)
+        c_cls = jax.ops.segment_sum(c, cls, num_segments=num)
+        s_cls = jax.ops.segment_sum(c * gold, cls, num_segments=num)
+        top = jnp.cumsum(c_cls).astype(jnp.int32)
+        lo = top - c_cls.astype(jnp.int32)
+        mean_cls = jnp.where(c_cls > 0, s_cls / jnp.where(c_cls > 0, c_cls, 1.0), 0.0)
+        return (cw[:, top] - cw[:, lo]) @ mean_cls
 
-    return jax.lax.map(one, ns)
+    return jax.lax.map(replicate, keys, batch_size=batch).T
+
+
+def _row_bootstrap_chunked(gold, cls, pos, ns, keys):
+    """:func:`_row_bootstrap` over chunks of ``n`` of one size (the last padded with its last
+    value), so that the held cumulative weights stay under ``_CW_ELEMENTS`` numbers."""
+    num, m = gold.shape[0], ns.shape[0]
+    k = max(1, min(m, _CW_ELEMENTS // (num + 1)))
+    batch = max(1, min(keys.shape[0], _BATCH_ELEMENTS // (k * num)))
+    pad = -m % k
+    if pad:
+        ns = jnp.concatenate([ns, jnp.broadcast_to(ns[-1:], (pad,))])
+    reps = [_row_bootstrap(gold, cls, pos, ns[i:i + k], keys, batch=batch)
+            for i in range(0, m + pad, k)]
+    return jnp.concatenate(reps)[:m]
 
 
 @jax.jit
@@ -324,9 +341,8 @@ def empirical_best_of_n(proxy, gold, n, *, groups=None, bootstrap: int = 200,
     else:
         keys = jax.random.split(jax.random.key(DEFAULT_SEED) if key is None else key, bootstrap)
         if groups is None:
-            batch = max(1, min(bootstrap, _BATCH_ELEMENTS // num))
-            reps = _row_bootstrap(jnp.asarray(g_s, dtype), jnp.asarray(cls, jnp.int32),
-                                  jnp.asarray(pos, dtype), ns_dev, keys, batch=batch)
+            reps = _row_bootstrap_chunked(jnp.asarray(g_s, dtype), jnp.asarray(cls, jnp.int32),
+                                          jnp.asarray(pos, dtype), ns_dev, keys)
         else:
             reps = _group_bootstrap(per_group, keys)
         stderr = jnp.std(reps, axis=1, ddof=1)

@@ -221,3 +221,16 @@ def test_the_compile_counter_sees_a_new_shape():
     jax.block_until_ready(gj.empirical_best_of_n(np.arange(301.0), np.arange(301.0), [1, 2, 3],
                                                  bootstrap=0))
     assert len(_seen) > start
+
+
+def test_bootstrap_in_chunks_of_n_is_the_same(monkeypatch):
+    from goodhart_jax import empirical_bon
+
+    rng = np.random.default_rng(8)
+    proxy, gold = rng.standard_normal(200), rng.standard_normal(200)
+    ns = [1, 2, 3, 10, 200]
+    whole = gj.empirical_best_of_n(proxy, gold, ns, bootstrap=16)
+    monkeypatch.setattr(empirical_bon, "_CW_ELEMENTS", 2 * 201)  # two n per chunk, one padded
+    chunked = gj.empirical_best_of_n(proxy, gold, ns, bootstrap=16)
+    np.testing.assert_allclose(np.asarray(chunked.stderr), np.asarray(whole.stderr), rtol=1e-13)
+    np.testing.assert_array_equal(np.asarray(chunked.mean), np.asarray(whole.mean))
