@@ -22,10 +22,12 @@ proxy.
   estimates of a resample of the groups); its standard deviation over ``bootstrap`` replicates.
 * **Exactness** (float64): the weights are formed in log space as differences of log-gammas
   that never pass through ``lgamma(N)`` itself (``~1e7`` at ``N = 1e6``, whose rounding alone
-  would cost ``~1e-9``): ``log C(i-1, n-1) - log C(N, n) = D(i-n+1, n-1) - D(N-n+1, n) + log n``
-  with ``D(x, a) = lgamma(x + a) - lgamma(x)`` from the Stirling series of the difference for
-  ``x >= 8`` (``jax.scipy.special.gammaln`` below).  Measured: ``1e-15`` relative against the
-  closed form ``n (N + 1) / (n + 1)`` (gold ``= i``) at ``N = 1e6``.
+  would cost ``~1e-9``): ``w_i = (n / N) C(i-1, n-1) / C(N-1, n-1)``, the log of the ratio
+  ``D(i-n+1, s) - D(u, s)`` with the shorter shift ``s`` (``n - 1`` or ``N - i``) and
+  ``D(x, a) = lgamma(x + a) - lgamma(x)`` from the Stirling series of the difference for
+  ``x >= 8`` (``jax.scipy.special.gammaln`` below); then divided by their computed sum (1 in
+  exact arithmetic).  Measured against the closed form ``n (N + 1) / (n + 1)`` (gold ``= i``)
+  at ``N = 1e6``: ``2e-14`` relative at ``n = 1``, below ``1e-15`` for larger ``n``.
 
 Example:
     >>> import numpy as np, goodhart_jax as gj
