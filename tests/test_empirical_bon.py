@@ -154,6 +154,7 @@ GOOD = dict(proxy=[0.1, 0.4, 0.2, 0.9], gold=[1.0, 0.0, 2.0, 1.0], n=2)
     (dict(bootstrap=1), ["bootstrap"]),
     (dict(bootstrap=-3), ["bootstrap"]),
     (dict(bootstrap=2.5), ["bootstrap"]),
+    (dict(key=0), ["key"]),
 ])
 def test_bad_input_names_the_argument(change, names):
     kwargs = {**GOOD, **change}
