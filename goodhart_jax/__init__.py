@@ -33,6 +33,7 @@ from goodhart_jax.distributions import (
 )
 from goodhart_jax.mixture import Mixture
 from goodhart_jax.empirical import Empirical
+from goodhart_jax.empirical_bon import empirical_best_of_n
 from goodhart_jax.selection import (
     best_of_n_quantile,
     best_of_n_value,
@@ -163,6 +164,7 @@ __all__ = [
     "best_of_n_quantile",
     "kl_best_of_n",
     "sample_best_of_n_value",
+    "empirical_best_of_n",
     "MeanOf",
     "mean_of",
     "Pool",
