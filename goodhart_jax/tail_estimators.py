@@ -318,9 +318,9 @@ def gpd_tail(x, k) -> TailEstimate:
         raise ValueError("gpd_tail: x must be concrete (the fit runs on the host); it cannot be traced")
     x = np.asarray(_sample(x, "gpd_tail"), dtype=np.float64)
     n = x.shape[0]
-    kk = check_positive_int("k", k, minimum=MIN_K, owner="gpd_tail")
-    if kk > n - 1:
-        raise ValueError(f"gpd_tail: k must be an integer in [{MIN_K}, n - 1 = {n - 1}], got {k!r}")
+    if np.ndim(k) != 0:
+        raise ValueError(f"gpd_tail: k must be a single integer, got shape {np.shape(k)}")
+    kk = int(_counts(k, n, "gpd_tail"))
     xd = np.sort(x)[::-1]
     threshold = xd[kk]
     xi, _, cov, _ = fit_generalized_pareto(xd[:kk] - threshold)
