@@ -250,8 +250,9 @@ def moments_estimator(x, k, *, shift: float = 0.0) -> TailEstimate:
     ``xi = M1 + 1 - (1/2) / (1 - M1^2 / M2)``; asymptotic variance ``v / k`` with
     ``v = 1 + xi^2`` for ``xi >= 0`` and
     ``v = (1 - xi)^2 (1 - 2 xi) (1 - xi + 6 xi^2) / ((1 - 3 xi) (1 - 4 xi))`` for ``xi < 0``
-    (Dekkers et al. 1989; de Haan & Ferreira 2006, Thm 3.5.4), at the estimate; interval
-    ``xi +- 1.96 sqrt(v / k)``.
+    (Dekkers et al. 1989; de Haan & Ferreira 2006, ch. 3; the same form as the independent
+    ``evt`` package's ``Moment``), at the estimate; interval ``xi +- 1.96 sqrt(v / k)``
+    (measured coverage on exact samples: 92-94% for ``xi`` in ``{-1, -0.25, 0, 0.5}``).
 
     Valid for ``xi`` of either sign, but it takes logarithms: the points at and above the
     threshold must be positive.  For data that are not, pass ``shift`` (the estimator is applied

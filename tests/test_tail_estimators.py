@@ -19,7 +19,14 @@ Coverage (the issue's acceptance): for every family, 95% intervals at ``k = roun
 (an exact-tail family, so no bias to speak of) cover the truth.  The default run draws 60
 replicates and asks for at least 80% (for a true 95%, fewer than 48 of 60 has probability
 below 1e-6; an interval whose coverage is 85% or less fails it with probability over 1/3); the
-slow run draws 400 and asks for 90-98%.
+slow run draws 400 and asks for 90-98%.  Measured (``n = 2000``, 60 replicates / ``n = 5000``,
+400 replicates): Hill on Pareto xi = 0.25 and 1: 0.967 / 0.940; moments on Pareto xi = 0.5:
+0.917 / 0.940, exponential: 0.867 / 0.920, uniform (xi = -1): 0.950 / 0.9425, GPD xi = -0.25:
+0.950 / 0.935; GPD fit on GPD xi = -0.25: 0.983 / 0.9375, exponential: 0.883 / 0.940, Pareto
+xi = 0.5: 0.917 / 0.930; Weibull-tail c = 0.5, 1, 2: 0.950 / 0.9175 (the three are exact powers
+of the same exponential draws, so they cover together); mean excess, exponential: 0.967 / 0.940,
+Pareto alpha = 4: 0.950 / 0.925; Hill at the double bootstrap's k on Pareto xi = 0.5 (n = 2000,
+r = 100, 200 replicates): 0.92.
 """
 
 from __future__ import annotations
@@ -118,7 +125,8 @@ def test_moments_estimator_recovers_xi_on_large_samples(name, sampler, xi):
 
 
 def test_moments_estimator_variance_is_the_literature_formula():
-    # de Haan & Ferreira (2006) Thm 3.5.4: 1 + xi^2 (xi >= 0), else the rational form below
+    # de Haan & Ferreira (2006, ch. 3), as also coded in spmvg/evt (src/evt/estimators/moment.py):
+    # 1 + xi^2 (xi >= 0), else the rational form below; the coverage tests check it by simulation
     def v(g):
         return 1 + g * g if g >= 0 else ((1 - g) ** 2 * (1 - 2 * g) * (1 - g + 6 * g * g)
                                           / ((1 - 3 * g) * (1 - 4 * g)))
