@@ -189,9 +189,9 @@ def _weibull_core(x, k):
     n = xd.shape[0]
     m1x, m2x = _log_moments(_log_spacings(xd), k)
     # log of the exact means of the standard exponential order statistics, largest first:
-    # E[E_(n-i+1)] = sum_{j=i..n} 1/j = psi(n + 1) - psi(i), i = 1..n
-    i = jnp.arange(1, n + 1, dtype=xd.dtype)
-    lt = jnp.log(jax.scipy.special.digamma(n + 1.0) - jax.scipy.special.digamma(i))
+    # E[E_(n-i+1)] = sum_{j=i..n} 1/j, i = 1..n (summed from the smallest term up)
+    inv = 1.0 / jnp.arange(1, n + 1, dtype=xd.dtype)
+    lt = jnp.log(jnp.flip(jnp.cumsum(jnp.flip(inv))))
     m1t, _ = _log_moments(lt[0] - lt, k)
     theta = m1x / m1t
     kf = k.astype(theta.dtype)

@@ -175,6 +175,21 @@ def test_weibull_tail_recovers_c(c):
     assert float(est.se) < 0.04 * c
 
 
+def test_weibull_tail_equals_its_sums_written_directly():
+    n = 3000
+    x = np.asarray(_weibull(1.5)(jax.random.PRNGKey(16), n)) * 3.0 + 0.5
+    xs = np.sort(x)[::-1]
+    t = sps.digamma(n + 1.0) - sps.digamma(np.arange(1, n + 1))  # E[E_(n-i+1)]
+    est = gj.weibull_tail(x, np.array([50, 300, 2999]))
+    for j, k in enumerate((50, 300, 2999)):
+        z = np.log(xs[:k]) - np.log(xs[k])
+        theta = z.sum() / np.sum(np.log(t[:k]) - np.log(t[k]))
+        assert float(est.estimate[j]) == pytest.approx(1 / theta, rel=1e-10)
+        r = z.std(ddof=1) / z.mean() / math.sqrt(k)
+        assert float(est.se[j]) == pytest.approx(r / theta, rel=1e-9)
+        assert float(est.ci[0][j]) == pytest.approx(1 / theta / (1 + 1.959963984540054 * r), rel=1e-9)
+
+
 def test_weibull_tail_of_the_normal_tends_to_two_slowly():
     # The estimator's target at finite n: Girard's ratio on the exact normal quantiles at the
     # exponential order statistics' means T_i (SciPy's isf), versus the mean of the estimates.
