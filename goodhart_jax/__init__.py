@@ -34,6 +34,16 @@ from goodhart_jax.distributions import (
 from goodhart_jax.mixture import Mixture
 from goodhart_jax.empirical import Empirical
 from goodhart_jax.empirical_bon import empirical_best_of_n
+from goodhart_jax.tail_estimators import (
+    DoubleBootstrap,
+    TailEstimate,
+    gpd_tail,
+    hill,
+    hill_double_bootstrap,
+    mean_excess,
+    moments_estimator,
+    weibull_tail,
+)
 from goodhart_jax.selection import (
     best_of_n_quantile,
     best_of_n_value,
@@ -140,6 +150,15 @@ __all__ = [
     "GeneralizedPareto",
     "Mixture",
     "Empirical",
+    # tail estimators (docs/design.md, section D)
+    "TailEstimate",
+    "DoubleBootstrap",
+    "hill",
+    "hill_double_bootstrap",
+    "moments_estimator",
+    "gpd_tail",
+    "weibull_tail",
+    "mean_excess",
     "parse_dist",
     "Estimate",
     "conditional_value",
