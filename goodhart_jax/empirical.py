@@ -2,26 +2,27 @@
 
 A fitted :class:`Empirical` is a :class:`~goodhart_jax.Distribution` like any other (a pytree:
 its arrays are leaves), so it serves as the value ``V`` or the error ``X`` of the exact
-conditioning, best-of-n, the samplers and the regime theory (the exact quadrature does not yet
-resolve the kinks of the body's density at its knots: ~1e-3 relative in the bulk, exact in the
-fitted tails; see docs/empirical.md).  It has three pieces:
+conditioning, best-of-n, the samplers and the regime theory; its density is smooth (C2 at the
+splices), so the exact quadrature is exact for it too (see docs/empirical.md).  It has three
+pieces:
 
 * **the upper tail**: above a threshold ``u`` (the ``(k+1)``-th largest sample), the ``k`` excesses
   ``y = x - u`` are fitted by a generalized Pareto law ``GPD(xi, sigma)`` (maximum likelihood),
   and ``S(x) = (k / n) S_GPD(x - u)`` there;
-* **the lower tail** (two-sided data): the same for ``-x`` below a lower threshold;
-* **the body**: between the thresholds, a monotone C1 cubic (Fritsch–Carlson / PCHIP Hermite
-  interpolant) of the empirical distribution function on up to 256 quantile knots, its end
-  slopes set to the tails' densities at the thresholds, so that ``F``, ``S`` and the density are
-  continuous across the splice and the density is positive.
+* **the lower tail**: the same for ``-x`` below a lower threshold;
+* **the body**: between the thresholds, ``F(x) = m_L + c (Phi(z(x)) - Phi(z_lo))`` with
+  ``x(z)`` a Chebyshev polynomial on ``[z_lo, z_hi]`` fitted by weighted least squares to the
+  data's quantiles on up to 256 knots, of the lowest degree whose ``F`` is within one standard
+  error (rms) of the data's at the knots, with ``x`` and its first three derivatives fixed at
+  the splices so that the density and its first two derivatives are continuous there.
 
 Threshold rule (:func:`tail_count`): ``k = max(30, min(ceil(n^(2/3)), floor(n / 20)))`` order
 statistics above the threshold (``k / n -> 0`` and ``k -> inf``, as the GPD approximation of the
 excesses needs; at most 5% of the data per tail).  ``tail_fraction=`` or an explicit
 ``upper_threshold=`` / ``lower_threshold=`` overrides it; fewer than 30 points above a threshold
-is refused.  One-sided data (every sample ``>= 0``: counts, lognormal or exponential scores) get
-no lower tail by default: the body runs down to the smallest sample, where the support starts
-(``lower_tail=True`` fits one anyway).
+is refused.  One-sided data (every sample ``>= 0``) get a lower tail too (its ``xi < 0``: the
+support starts near the smallest sample); ``lower_tail=False`` / ``upper_tail=False`` leave a
+free end.
 
 Tail fit (:func:`fit_generalized_pareto`): Grimshaw's (1993) reduction of the two-parameter
 likelihood to one dimension, in ``theta = xi / sigma``: for fixed ``theta`` the likelihood is
@@ -33,8 +34,8 @@ come from the observed information (the inverse of the negative Hessian of the l
 the estimate); the 95% interval for ``xi`` is ``xi +- 1.96 se``.
 
 Math: with ``m_U = k_U / n``, ``m_L = k_L / n``: ``S(x) = m_U S_GPD(x - u_U)`` for ``x > u_U``,
-``F(x) = m_L S_GPD'(u_L - x)`` for ``x < u_L``, and ``F`` the Hermite cubic between; the mean is
-the body's ``∫ x dF`` (closed form per cubic piece) plus ``m_U E[u_U + Y_U] - m_L E[-u_L + Y_L]``.
+``F(x) = m_L S_GPD'(u_L - x)`` for ``x < u_L``, the body between; the mean is the body's
+``c ∫ x(z) phi(z) dz`` (Gauss-Legendre, 64 nodes) plus ``m_U E[u_U + Y_U] - m_L E[-u_L + Y_L]``.
 
 Spec syntax (``parse_dist``): ``empirical(FILE)`` with ``FILE`` a ``.npy`` array or a text file
 of one number per line (one column of a CSV, optionally under a header line), quoted or bare:
@@ -419,8 +420,9 @@ def _fit_body(z, x, p, n, z_lo, z_hi, x_lo, x_hi, dx_lo, dx_hi, c, m_lo) -> _Bod
         if rms <= 1.0:
             break
     if best is None:
-        raise ValueError("samples: no monotone smooth body fits these samples (degree "
-                         f"{DEGREES[0]} to {DEGREES[-1]}); too few distinct values?")
+        raise ValueError("samples: no increasing smooth body fits these samples (degree "
+                         f"{DEGREES[0]} to {DEGREES[-1]}); fit both tails (upper_tail=True, "
+                         "lower_tail=True) or give more distinct values")
     return best
 
 
@@ -529,7 +531,7 @@ def _phi(z):
 
 
 class Empirical(Distribution):
-    """A law fitted to samples: a monotone cubic body spliced to generalized-Pareto tails.
+    """A law fitted to samples: a smooth monotone body spliced to generalized-Pareto tails.
 
     Build it with :meth:`fit` (or ``parse_dist("empirical(FILE)")``); the constructor takes the
     fitted pieces.
@@ -626,12 +628,13 @@ class Empirical(Distribution):
                 fitted tail and 8 in the body).
             upper_tail: fit a generalized Pareto upper tail (``False``: the body runs up to the
                 largest sample, where the support ends).
-            lower_tail: fit a lower tail; ``None`` (default): only if some sample is negative
-                (data on a half-line, all ``>= 0``, get a body down to the smallest sample).
+            lower_tail: fit a lower tail (default ``None``: yes, also for data on a
+                half-line, whose lower tail then has ``xi < 0``).
             tail_fraction: the share of the samples in each fitted tail (overrides the rule).
             upper_threshold, lower_threshold: explicit thresholds (override the rule and
                 ``tail_fraction`` for that side).
-            knots: the most body knots (at most one per 32 body samples, at least 8).
+            knots: the most quantile knots the body is fitted to (at most one per 32 body
+                samples, at least 8).
 
         Raises:
             ValueError: ``samples`` empty, not 1-D or not finite; fewer than 30 points beyond a
