@@ -295,12 +295,12 @@ _LAWS = {"normal": (gj.Normal(), lambda r, n: r.standard_normal(n)),
          "lognormal": (gj.LogNormal(1.0), lambda r, n: r.lognormal(0.0, 1.0, n))}
 
 
-# Measured (seed 12345, 1e6 draws): the GPD tails at the rule's threshold (k = 10,000, the top
-# 1%) extrapolate to P = 1e-4 with a few percent of error for t(3) (fitted xi = 0.301, CI
-# (0.276, 0.326): the finite-threshold bias of the t law's second-order term puts 1/3 just
-# outside) and for the lognormal as error: these cases miss the 2% goal there.
-_MISSES = {("t3", "value"): "-3.3% at P = 1e-4", ("t3", "error"): "+5.7% at P = 1e-4",
-           ("lognormal", "error"): "-2.9% at P = 1e-4"}
+# Measured (seed 12345, 1e6 draws): at P = 1e-4 the answer rests on the GPD's extrapolation,
+# whose own spread over seeds is 2.5% to 5% for these cases (tests/reference/empirical_spread.py;
+# the plain empirical law of the draws spreads 6% to 17%): the 2% goal there is not reachable
+# from 1e6 draws (docs/empirical.md).  Strict: a change in these numbers shows.
+_MISSES = {("t3", "value"): "-3.26% at P = 1e-4", ("t3", "error"): "+5.74% at P = 1e-4",
+           ("lognormal", "error"): "-2.90% at P = 1e-4"}
 
 
 @pytest.mark.slow
@@ -310,7 +310,7 @@ def test_conditional_value_within_two_percent_1e6(name, role, request):
     """Issue #15: E[V | U >= t] within 2% of the true law's wherever P(U >= t) >= 1e-4."""
     if (name, role) in _MISSES:
         request.applymarker(pytest.mark.xfail(reason="measured miss: " + _MISSES[name, role],
-                                              strict=False))
+                                              strict=True))
     true, draw = _LAWS[name]
     law = gj.Empirical.fit(draw(np.random.default_rng(12345), 10**6))
     pair = (true, gj.Normal()) if role == "value" else (gj.Normal(), true)
