@@ -58,6 +58,7 @@ import math
 import os
 import re
 import statistics
+import warnings
 from typing import Any, NamedTuple
 
 import jax
@@ -310,7 +311,9 @@ class GPDFit(NamedTuple):
 # --- the body: a smooth monotone map of the normal scale (host fit, float64) ---------------
 
 #: Candidate degrees of the body's polynomial ``x(z)``, tried in this order.
-DEGREES = (3, 4, 5, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32)
+DEGREES = (3, 4, 5, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 64, 80, 96)
+#: A body whose rms misfit (in standard errors of p) exceeds this is fitted with a warning.
+MISFIT_WARNING = 2.0
 #: Points of the inversion table ``(z, x(z))`` (a start for Newton's method).
 TABLE = 257
 _NORMAL = statistics.NormalDist()
@@ -763,6 +766,11 @@ class Empirical(Distribution):
             slopes[side] = (d1, d2, ((-1.0 - ddl) * d1 * d1 + d2 * d2) / d1)
         fit = _fit_body(zk, kx, pk, n, z_lo, z_hi, u_lo, u_hi, slopes["lower"], slopes["upper"], c,
                         m_lo)
+        if fit.rms > MISFIT_WARNING:
+            warnings.warn(f"Empirical.fit: the smooth body (degree {fit.degree}) misses the data's "
+                          f"quantiles by {fit.rms:.1f} standard errors (rms); the data may have "
+                          "gaps or sharp modes that a smooth law cannot follow (docs/empirical.md)",
+                          stacklevel=2)
         zt = np.linspace(z_lo, z_hi, TABLE)
         xt = _map_and_slope(fit.coef, zt, z_lo, z_hi)[0]
         if "lower" in pieces:
