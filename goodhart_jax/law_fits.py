@@ -326,17 +326,18 @@ _DEFAULT_FAMILIES = tuple(FIT_FAMILIES)
 
 
 def _family_of(dist: Distribution) -> str:
-    """The fit family of a starting law (a built-in, or a two-component mixture)."""
-    simple = {Normal: "normal", StudentT: "student_t", GenNormal: "gennorm",
-              LogNormal: "lognormal", Exponential: "exponential", Pareto: "pareto",
-              GeneralizedPareto: "genpareto"}
-    if type(dist) in simple:
-        return simple[type(dist)]
-    if isinstance(dist, Mixture) and len(dist.components) == 2:
-        kinds = tuple(type(c) for c in dist.components)
-        if kinds == (Normal, Normal):
+    """The fit family of a starting law (a built-in, or a two-component mixture), by the
+    family names the laws declare (``Distribution.name``) and ``mixture_components()``."""
+    simple = ("normal", "student_t", "gennorm", "lognormal", "exponential", "pareto",
+              "genpareto")
+    parts = dist.mixture_components()
+    if parts is None and dist.name in simple:
+        return dist.name
+    if parts is not None and len(parts[1]) == 2:
+        kinds = tuple(c.name for c in parts[1])
+        if kinds == ("normal", "normal"):
             return "mixture2"
-        if kinds == (Normal, StudentT):
+        if kinds == ("normal", "student_t"):
             return "mixture2_t"
     raise ValueError("family: a starting law must be one of Normal, StudentT, GenNormal, "
                      "LogNormal, Exponential, Pareto, GeneralizedPareto, or a Mixture of two "
@@ -530,7 +531,9 @@ def _fit(arr: np.ndarray, fam: _Family, start: Distribution | None, value: float
     law, loglik, ks, gmax, count, _ = _fit_core(
         jnp.asarray(arr), jnp.asarray(theta0), jnp.asarray(aux), steps, tol,
         name=fam.name, fixed=is_fixed)
-    law = _ordered(_concrete(law))
+    law = _concrete(law)
+    if fam.name == "mixture2":
+        law = _ordered(law)
     loglik, ks, gmax, count = float(loglik), float(ks), float(gmax), int(count)
     n_params = k + (1 if fam.at_min and not is_fixed else 0)
     n = arr.size
@@ -552,19 +555,17 @@ def _fit(arr: np.ndarray, fam: _Family, start: Distribution | None, value: float
 
 def _concrete(law: Distribution) -> Distribution:
     """The law rebuilt through its constructor with Python floats (validated, readable)."""
-    if isinstance(law, Mixture):
-        return Mixture([_concrete(c) for c in law.components],
-                       np.asarray(law.weights, dtype=float))
+    parts = law.mixture_components()
+    if parts is not None:
+        return Mixture([_concrete(c) for c in parts[1]], np.asarray(law.weights, dtype=float))
     return type(law)(**{p: float(v) for p, v in law.parameters.items()})
 
 
 def _ordered(law: Distribution) -> Distribution:
     """A two-normal mixture with its components in increasing order of mean."""
-    if isinstance(law, Mixture) and all(isinstance(c, Normal) for c in law.components):
-        a, b = law.components
-        if float(b.loc) < float(a.loc):
-            w = np.asarray(law.weights)
-            return Mixture([b, a], w[::-1].copy())
+    a, b = law.components
+    if float(b.loc) < float(a.loc):
+        return Mixture([b, a], np.asarray(law.weights)[::-1].copy())
     return law
 
 
