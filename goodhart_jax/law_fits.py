@@ -62,11 +62,15 @@ class LawFit(NamedTuple):
         loglik: ``Σ_i log f(x_i)`` at the fit (``nan`` when skipped).
         n_params: the parameters estimated from the sample (free ones, plus a support bound
             set to ``min x``, its MLE; a value the caller fixed does not count).
-        aic: ``2 n_params - 2 loglik`` (``inf`` when skipped).
-        bic: ``n_params log n - 2 loglik`` (``inf`` when skipped).
+        aic: ``2 n_params - 2 loglik``; ``inf`` when skipped, and when the likelihood has no
+            maximum (a generalized Pareto run away to ``xi < -1``: see ``message``).
+        bic: ``n_params log n - 2 loglik`` (``inf`` where ``aic`` is).
         ks: the Kolmogorov-Smirnov distance ``sup |F_n - F|``, exact at the sample points.
         converged: the optimiser stopped on its gradient test (``max |grad| <= tol`` of the mean
-            negative log-likelihood in the unconstrained parameters) at a finite value.
+            negative log-likelihood in the unconstrained parameters) at a finite value.  It
+            also stops, unconverged, after 5 iterations in a row without a decrease beyond
+            rounding (a kink: ``gennorm`` with ``p <= 1`` has one at ``loc``), when a
+            generalized Pareto runs away to ``xi < -1`` (no maximum), or after ``steps``.
         message: what happened, in words (iterations, gradient, fixed parameters, or why the
             family was skipped).
         family: the family's name (a key of :data:`FIT_FAMILIES`).
@@ -100,6 +104,8 @@ class _Family(NamedTuple):
     fixable: str | None = None
     at_min: bool = False  # the fixable parameter, when not given, is min(x) (else it is free)
     positive: bool = False  # support x >= 0 (x > 0 for pareto): checked when nothing is fixed
+    runaway: Callable[[jax.Array, jax.Array, bool], jax.Array] | None = None  # no maximum ahead
+    runaway_note: str = ""
 
 
 def _scale_of(x: np.ndarray) -> float:
@@ -247,7 +253,14 @@ def _genpareto():
                              f"(loc - scale / xi > max(x) = {float(aux[1]):g})")
         return np.array([math.log1p(u), math.log(float(d.scale))])
 
-    return _Family("genpareto", 2, build, starts, theta_of, fixable="loc", at_min=True)
+    def runaway(t, aux, fixed):
+        r = aux[1] - loc_of(aux, fixed)
+        return jnp.expm1(t[0]) / r * jnp.exp(t[1]) < -1.0
+
+    return _Family("genpareto", 2, build, starts, theta_of, fixable="loc", at_min=True,
+                   runaway=runaway,
+                   runaway_note="xi < -1: the likelihood has no maximum, it grows without "
+                   "bound as the support's upper end reaches max(x)")
 
 
 _SPLITS = (0.5, 0.25, 0.75, 0.1, 0.9)
@@ -355,10 +368,15 @@ def _ks(law: Distribution, xs: jax.Array) -> jax.Array:
     return jnp.maximum(jnp.max(i / n - f), jnp.max(f - (i - 1) / n))
 
 
+# stop after this many iterations in a row that lower the objective by no more than
+# _FLAT |objective| (rounding)
+_STALL = 5
+_FLAT = 4e-16
+
+
 @partial(jax.jit, static_argnames=("name", "fixed"))
 def _fit_core(x, theta0, aux, maxiter, tol, *, name: str, fixed: bool):
     fam = FIT_FAMILIES[name]
-    n = x.shape[0]
 
     def nll(t):
         return -jnp.mean(fam.build(t, aux, fixed).log_prob(x))
@@ -369,32 +387,39 @@ def _fit_core(x, theta0, aux, maxiter, tol, *, name: str, fixed: bool):
 
     def one(t0):
         def step(carry):
-            t, state, _, _ = carry
+            t, state, prev, _, stall = carry
             value, grad = value_and_grad(t, state=state)
             updates, state = opt.update(grad, state, t, value=value, grad=grad, value_fn=nll)
             t = optax.apply_updates(t, updates)
-            return t, state, value, jnp.max(jnp.abs(grad))
+            # no decrease beyond rounding: a kink (gennorm with p <= 1 at its loc) or the end of
+            # what float64 resolves
+            flat = prev - value <= _FLAT * jnp.abs(value)
+            return t, state, value, jnp.max(jnp.abs(grad)), jnp.where(flat, stall + 1, 0)
 
         def going(carry):
-            t, state, value, gmax = carry
+            t, state, value, gmax, stall = carry
             count = optax.tree_utils.tree_get(state, "count")
-            ok = jnp.isfinite(value) & jnp.all(jnp.isfinite(t))
+            ok = jnp.isfinite(value) & jnp.all(jnp.isfinite(t)) & (stall < _STALL)
+            if fam.runaway is not None:
+                ok &= ~fam.runaway(t, aux, fixed)
             return (count == 0) | ((count < maxiter) & (gmax > tol) & ok)
 
         inf = jnp.asarray(jnp.inf, x.dtype)
-        t, state, _, _ = jax.lax.while_loop(going, step, (t0, opt.init(t0), inf, inf))
+        t, state, _, _, stall = jax.lax.while_loop(
+            going, step, (t0, opt.init(t0), inf, inf, jnp.asarray(0)))
         value, grad = jax.value_and_grad(nll)(t)
         count = optax.tree_utils.tree_get(state, "count")
-        return t, value, jnp.max(jnp.abs(grad)), count
+        run = fam.runaway(t, aux, fixed) if fam.runaway is not None else jnp.asarray(False)
+        return t, value, jnp.max(jnp.abs(grad)), count, stall >= _STALL, run
 
-    thetas, values, gmaxes, counts = jax.vmap(one)(theta0)
+    thetas, values, gmaxes, counts, stalls, runs = jax.vmap(one)(theta0)
     values = jnp.where(jnp.isfinite(values), values, jnp.inf)
     best = jnp.argmin(values)
     t = thetas[best]
     law = fam.build(t, aux, fixed)
     loglik = jnp.sum(law.log_prob(x))
     ks = _ks(law, jnp.sort(x))
-    return law, loglik, ks, gmaxes[best], counts[best], values[best] * n
+    return law, loglik, ks, gmaxes[best], counts[best], stalls[best], runs[best]
 
 
 def _sample(x, owner: str) -> np.ndarray:
@@ -528,7 +553,7 @@ def _fit(arr: np.ndarray, fam: _Family, start: Distribution | None, value: float
         theta0 = fam.starts(arr, aux, is_fixed)
     k = fam.k - (1 if fam.name == "lognormal" and is_fixed else 0)
     theta0 = theta0[:, :k]
-    law, loglik, ks, gmax, count, _ = _fit_core(
+    law, loglik, ks, gmax, count, stalled, runaway = _fit_core(
         jnp.asarray(arr), jnp.asarray(theta0), jnp.asarray(aux), steps, tol,
         name=fam.name, fixed=is_fixed)
     law = _concrete(law)
@@ -546,11 +571,21 @@ def _fit(arr: np.ndarray, fam: _Family, start: Distribution | None, value: float
             notes.append(f"{fam.fixable} = min(x) = {aux[0]:g} (its MLE)")
     state = "converged" if converged else "not converged"
     message = f"{state}: max |grad| = {gmax:.1e} after {count} L-BFGS iterations"
+    if not converged:
+        if bool(runaway):
+            message += f" ({fam.runaway_note})"
+        elif bool(stalled):
+            message += " (stalled: no decrease beyond rounding; the likelihood may have a kink"
+            message += " here, e.g. gennorm with p <= 1 at its loc)"
+        elif count >= steps:
+            message += " (the iteration limit, steps)"
     if notes:
         message += "; " + "; ".join(notes)
-    return LawFit(law=law, loglik=loglik, n_params=n_params, aic=2 * n_params - 2 * loglik,
-                  bic=n_params * math.log(n) - 2 * loglik, ks=ks, converged=converged,
-                  message=message, family=fam.name)
+    aic, bic = 2 * n_params - 2 * loglik, n_params * math.log(n) - 2 * loglik
+    if bool(runaway) and not converged:  # no maximum: the criteria are undefined
+        aic = bic = math.inf
+    return LawFit(law=law, loglik=loglik, n_params=n_params, aic=aic, bic=bic, ks=ks,
+                  converged=converged, message=message, family=fam.name)
 
 
 def _concrete(law: Distribution) -> Distribution:
