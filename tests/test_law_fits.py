@@ -339,3 +339,17 @@ def test_starting_law_and_fixed_scale(fits):
     fixed = gj.fit_law(x, "pareto", fixed={"scale": 0.5})
     assert fixed.law.scale == 0.5 and fixed.n_params == 1
     assert fixed.law.alpha == pytest.approx(N / np.sum(np.log(x / 0.5)), rel=1e-8)
+
+
+def test_qq_data_uses_the_laws_own_quantile():
+    class Unit(gj.Distribution):  # uniform on [0, 1] with a closed-form quantile
+        def __init__(self):
+            super().__init__()
+
+        def quantile(self, p):
+            return p
+
+    x = np.linspace(0.0, 1.0, 101)
+    theo, sample = gj.qq_data(Unit(), x, points=500)
+    np.testing.assert_array_equal(theo, (np.arange(101) + 0.5) / 101)
+    np.testing.assert_array_equal(sample, x)
