@@ -34,6 +34,7 @@ from goodhart_jax.distributions import (
 from goodhart_jax.mixture import Mixture
 from goodhart_jax.empirical import Empirical
 from goodhart_jax.empirical_bon import empirical_best_of_n
+from goodhart_jax.law_fits import LawFit, compare_laws, fit_law, qq_data
 from goodhart_jax.tail_estimators import (
     DoubleBootstrap,
     TailEstimate,
@@ -184,6 +185,10 @@ __all__ = [
     "kl_best_of_n",
     "sample_best_of_n_value",
     "empirical_best_of_n",
+    "LawFit",
+    "fit_law",
+    "compare_laws",
+    "qq_data",
     "MeanOf",
     "mean_of",
     "Pool",

@@ -78,6 +78,7 @@ __all__ = [
     "POSITIVE",
     "Tail",
     "tail_integral_log",
+    "quantiles_by_logit",
     "parse_dist",
     "FAMILIES",
 ]
@@ -422,6 +423,25 @@ def _quantiles_by_logit(dist: Distribution, logits: jax.Array) -> jax.Array:
 
     a, c = jax.lax.fori_loop(0, _BISECT_STEPS, body, (ulo, uhi))
     return jax.lax.stop_gradient(jnp.sinh(0.5 * (a + c)))
+
+
+def quantiles_by_logit(dist: Distribution, logits) -> jax.Array:
+    """The quantiles of any law at levels given as logits, by bisection (traceable).
+
+    The generic inverse of ``log_cdf``/``log_sf`` that ``bulk()`` uses, public for laws without
+    a closed-form quantile (QQ plots, :func:`goodhart_jax.law_fits.qq_data`).  Levels are
+    logits so that both tails keep their accuracy: ``logit p = log p - log1p(-p)``.  No
+    gradient flows through the result.
+
+    Math: ``x`` with ``log F(x) - log S(x) = logits``, by 100 bisection steps in
+    ``u = asinh x`` over the support (``|x|`` up to ``sinh 710``).
+
+    Example:
+        >>> import goodhart_jax as gj
+        >>> round(float(quantiles_by_logit(gj.Exponential(), 0.0)), 12)  # the median, log 2
+        0.69314718056
+    """
+    return _quantiles_by_logit(dist, logits)
 
 
 # Panels in w (u = s expm1(w)) for the tail integrals of the generic mean excess: fine near
