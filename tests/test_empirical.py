@@ -63,8 +63,10 @@ def _integrate(law, fn):
     """∫ fn(x) f(x) dx by SciPy's quad on the body and on each tail (split at the splices)."""
     from scipy import integrate
 
+    pdf = jax.jit(lambda v: jnp.exp(law.log_prob(v)))  # compiled once: quad calls it per point
+
     def f(v):
-        return fn(v) * math.exp(float(law.log_prob(v)))
+        return fn(v) * float(pdf(v))
 
     lo, hi = (float(e) for e in law.support())
     cuts = [lo] + sorted(_splices(law)) + [hi]
