@@ -61,7 +61,7 @@ TOP_FRACTION = 0.05
 _Z95 = 1.959963984540054
 _PERMUTATIONS = 199
 #: Pairs drawn from the fitted laws for the predicted curves (``curves="sampled"``).
-PREDICT_DRAWS = 400_000
+PREDICT_DRAWS = 200_000
 
 
 class TailReport(NamedTuple):
@@ -567,7 +567,7 @@ def diagnose(proxy, gold=None, *, groups=None, key=None, progress: bool | None =
         progress: a progress bar over the stages on stderr (``None``: only on a terminal,
             :mod:`goodhart_jax.progress`).
         curves: how the fitted laws' curves are computed (with gold): ``"sampled"`` (from
-            400 000 draws of the fitted laws, seconds) or ``"exact"`` (the quadratures
+            200 000 draws of the fitted laws, seconds) or ``"exact"`` (the quadratures
             ``conditional_value`` / ``best_of_n_value``; minutes of compilation on a CPU).
 
     Returns:
