@@ -2,7 +2,8 @@
 
 :func:`diagnose` takes the scores of a reward model (the proxy ``U``), optionally gold labels
 ``V`` of the same rows (so the error is ``X = U - V``) and prompt groups, and answers the
-questions of docs/design.md section D (rules and references: docs/diagnose.md):
+questions of docs/design.md section D (every number, the rules for the class and for "how
+sure", and the references: docs/diagnose.md):
 
 * **the right tail of each part** (:class:`TailReport`): the extreme-value index ``xi`` with its
   95% interval by generalized-Pareto peaks over threshold (the class's main number), Hill's
@@ -20,6 +21,9 @@ questions of docs/design.md section D (rules and references: docs/diagnose.md):
   Hilton's (2022) unbiased best-of-``n`` estimate with its standard error, their form
   ``d (alpha - beta d)`` fitted against ``d = sqrt(KL_bon)``, and the best ``n``;
 * **without gold**: what the proxy alone can and cannot say, in plain words.
+
+References (docs/diagnose.md): Kwa, Thomas & Garriga-Alonso 2024; Gao, Schulman & Hilton 2022;
+Danielsson, de Haan, Peng & de Vries 2001; Dekkers, Einmahl & de Haan 1989; Girard 2004.
 
 Tail threshold (documented choice): ``k = max(30, min(ceil(n^(2/3)), floor(n / 20)))`` points
 above it (:func:`goodhart_jax.empirical.tail_count`, the rule :meth:`Empirical.fit` uses), and at
