@@ -167,8 +167,21 @@ class Diagnosis:
             "best_of_n": self.best_of_n,
             "curves": self.curves,
             "notes": list(self.notes),
-            "fits": self.fits,
+            "fits": _plain(self.fits),
         })
+
+
+def _plain(obj):
+    """Named tuples and dataclasses (e.g. rows of a fits table) as dicts, recursively."""
+    if hasattr(obj, "_asdict"):
+        return {k: _plain(v) for k, v in obj._asdict().items()}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
 
 
 # --- input checks -----------------------------------------------------------------------------

@@ -54,8 +54,9 @@ def test_normal_plus_normal_is_light():
     assert p.hill is None  # xi <= 0: no Hill estimate
 
 
-def test_exponential_is_exponential():
-    p = gj.diagnose(_rng(2).exponential(size=N)).proxy
+def test_exponential_is_exponential(capsys):
+    p = gj.diagnose(_rng(2).exponential(size=N), progress=True).proxy
+    assert "stages" in capsys.readouterr().err  # the forced progress bar, on stderr
     assert p.tail == "exponential" and p.how_sure == "undecided"
     assert p.c_ci[0] < 1.0 < p.c_ci[1]
     assert p.xi_ci[0] < 0.0 < p.xi_ci[1]
@@ -218,3 +219,20 @@ def test_cli_subprocess_one_line_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_readers_npy_npz_jsonl(tmp_path):
+    from goodhart_jax.score_files import read_scores
+
+    a = np.arange(6.0).reshape(3, 2)
+    np.save(tmp_path / "a.npy", a)
+    s = read_scores(tmp_path / "a.npy", proxy="1", gold="0")
+    assert s.proxy.tolist() == [1.0, 3.0, 5.0] and s.gold.tolist() == [0.0, 2.0, 4.0]
+    np.save(tmp_path / "p.npy", np.arange(4.0))
+    assert not read_scores(tmp_path / "p.npy").proxy.flags.owndata  # a view of the map
+    np.savez(tmp_path / "z.npz", proxy=np.ones(2), gold=np.zeros(2))
+    assert read_scores(tmp_path / "z.npz").gold.tolist() == [0.0, 0.0]
+    (tmp_path / "s.jsonl").write_text('{"proxy": 1, "gold": 2, "g": "a"}\n\n'
+                                      '{"proxy": 3.5, "gold": 4, "g": "b"}\n')
+    s = read_scores(tmp_path / "s.jsonl", group="g")
+    assert s.proxy.tolist() == [1.0, 3.5] and s.groups.tolist() == ["a", "b"]
