@@ -631,7 +631,7 @@ def diagnose(proxy, gold=None, *, groups=None, key=None, progress: bool | None =
     elif not isinstance(key, jax.Array):
         raise ValueError(f"key must be a jax.random key (e.g. jax.random.key(0)), got {key!r}")
     keys = jax.random.split(key, 6)
-    stages = 2 if g is None else 8
+    stages = 2 if g is None else 9  # two per tail, then independence, best-of-n, curves
     bar = None
     if progress_mod.should_show(progress, progress_mod.AUTO_MIN_SAMPLES):
         bar = progress_mod.Progress(stages, unit="stages")
@@ -668,7 +668,7 @@ def diagnose(proxy, gold=None, *, groups=None, key=None, progress: bool | None =
                 "note": ("on laws fitted to V and X (Empirical.fit: GPD tails); as sure as the "
                          "error's tail class, and only under independence"),
             }
-            if law_v.upper_tail.xi < 0:
+            if law_v.upper_tail.xi < 0 and pred.regime == "bounded":
                 diag.regime["note"] += (
                     "; V's fitted tail is bounded (xi < 0, as a normal's often fits at finite "
                     "thresholds), so a light X gives 'bounded' at V's fitted end where an "
