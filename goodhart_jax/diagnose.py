@@ -171,8 +171,24 @@ class Diagnosis:
         })
 
 
+def _law_fits_available() -> bool:
+    """Whether ``goodhart_jax.law_fits`` exists in this package (not merely somewhere an
+    editable install's finder points to)."""
+    import os
+
+    spec = importlib.util.find_spec("goodhart_jax.law_fits")
+    here = os.path.dirname(os.path.abspath(__file__))
+    return (spec is not None and spec.origin is not None
+            and os.path.dirname(os.path.abspath(spec.origin)) == here)
+
+
 def _plain(obj):
-    """Named tuples and dataclasses (e.g. rows of a fits table) as dicts, recursively."""
+    """Named tuples and dataclasses (e.g. rows of a fits table) as dicts, recursively; a
+    distribution as its ``repr``."""
+    from goodhart_jax.distributions import Distribution
+
+    if isinstance(obj, Distribution):
+        return repr(obj)
     if hasattr(obj, "_asdict"):
         return {k: _plain(v) for k, v in obj._asdict().items()}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -313,6 +329,8 @@ def _tail_report(name: str, x: np.ndarray, key, progress_cb=None) -> TailReport:
                         1.0 - np.geomspace(1e-3, 0.5 / n, 200)])
     p = np.unique(p[(p > 0) & (p < 1)])
     idx = np.clip(np.rint(p * n - 0.5).astype(np.int64), 0, n - 1)
+    idx, first = np.unique(idx, return_index=True)  # one point per order statistic
+    p = (idx + 0.5) / n
     ex = xs[n - k:] - xs[n - k - 1]  # the k excesses, ascending
     step = max(1, k // 2000)
     ei = np.arange(0, k, step)
@@ -678,7 +696,7 @@ def diagnose(proxy, gold=None, *, groups=None, key=None, progress: bool | None =
             diag.curves = _predicted(law_v, law_x, x, diag.best_of_n["n"], keys[5], curves)
             tick()
             diag.notes = [diag.independence["summary"], diag.best_of_n["n_star_summary"]]
-        if importlib.util.find_spec("goodhart_jax.law_fits") is not None:
+        if _law_fits_available():
             diag.fits = importlib.import_module("goodhart_jax.law_fits").compare_laws(x)
         diag.verdict = _verdict(diag)
     finally:

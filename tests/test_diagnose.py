@@ -107,7 +107,9 @@ def test_dependence_in_the_tail_is_detected():
 def test_kl_inverse_round_trips():
     n = np.array([1.0, 2.0, 37.0, 1e6])
     kl = np.log(n) - (n - 1) / n
-    np.testing.assert_allclose(gj.diagnose.__globals__["kl_best_of_n_inverse"](kl), n, rtol=1e-9)
+    from goodhart_jax.diagnose import kl_best_of_n_inverse
+
+    np.testing.assert_allclose(kl_best_of_n_inverse(kl), n, rtol=1e-9)
 
 
 # --- bad input: the library ---------------------------------------------------------------------
@@ -236,3 +238,27 @@ def test_readers_npy_npz_jsonl(tmp_path):
                                       '{"proxy": 3.5, "gold": 4, "g": "b"}\n')
     s = read_scores(tmp_path / "s.jsonl", group="g")
     assert s.proxy.tolist() == [1.0, 3.5] and s.groups.tolist() == ["a", "b"]
+
+
+def test_fits_filled_by_law_fits_when_present(monkeypatch):
+    import sys
+    import types
+    from typing import NamedTuple
+
+    module = sys.modules["goodhart_jax.diagnose"]  # the module (gj.diagnose is the function)
+
+    class Row(NamedTuple):
+        law: object
+        aic: float
+        family: str
+
+    fake = types.ModuleType("goodhart_jax.law_fits")
+    fake.compare_laws = lambda x: [Row(gj.Exponential(1.0), 2.0 * len(x), "exponential")]
+    monkeypatch.setitem(sys.modules, "goodhart_jax.law_fits", fake)
+    monkeypatch.setattr(module, "_law_fits_available", lambda: True)
+    d = gj.diagnose(_rng(2).exponential(size=N))
+    fits = d.numbers()["fits"]
+    assert fits[0]["family"] == "exponential" and fits[0]["aic"] == 2.0 * N
+    assert isinstance(fits[0]["law"], str) and json.dumps(fits)
+    monkeypatch.setattr(module, "_law_fits_available", lambda: False)
+    assert gj.diagnose(_rng(2).exponential(size=N)).fits == []
