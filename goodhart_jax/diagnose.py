@@ -495,7 +495,7 @@ def _best_of_n(proxy, gold, groups, key) -> dict:
 
 
 def _predicted(law_v, law_x, proxy: np.ndarray, ns: np.ndarray | None, key,
-               method: str) -> dict:
+               method: str, gold: np.ndarray | None = None) -> dict:
     """``E[V | U >= t]`` and best-of-``n`` predicted by the fitted laws of ``V`` and ``X``.
 
     ``method="sampled"`` (the default of :func:`diagnose`): from :data:`PREDICT_DRAWS` pairs
@@ -510,6 +510,14 @@ def _predicted(law_v, law_x, proxy: np.ndarray, ns: np.ndarray | None, key,
     qs = np.quantile(proxy, [0.5, 1.0 - 1.0 / proxy.shape[0]])
     t = np.linspace(qs[0], qs[1], 40)
     out = {"t": t, "value_mean": float(law_v.mean()), "method": method}
+    if gold is not None:  # the data's own E[V | U >= t] where at least 50 rows are above t
+        order = np.argsort(proxy)
+        ps, gs = proxy[order], gold[order]
+        above = np.cumsum(gs[::-1])[::-1]
+        first = np.searchsorted(ps, t, side="left")
+        cnt = ps.shape[0] - first
+        out["empirical_conditional_value"] = np.where(
+            cnt >= MIN_K, above[np.minimum(first, ps.shape[0] - 1)] / np.maximum(cnt, 1), np.nan)
     if method == "exact":
         from goodhart_jax.conditioning import conditional_value
         from goodhart_jax.selection import best_of_n_value
@@ -693,7 +701,7 @@ def diagnose(proxy, gold=None, *, groups=None, key=None, progress: bool | None =
                     "unbounded V would give 'unbounded' (Thm 6)")
             diag.best_of_n = _best_of_n(x, g, groups, keys[4])
             tick()
-            diag.curves = _predicted(law_v, law_x, x, diag.best_of_n["n"], keys[5], curves)
+            diag.curves = _predicted(law_v, law_x, x, diag.best_of_n["n"], keys[5], curves, g)
             tick()
             diag.notes = [diag.independence["summary"], diag.best_of_n["n_star_summary"]]
         if _law_fits_available():

@@ -128,11 +128,12 @@ def mean_excess_figure(rep):
 
 
 def best_of_n_figure(bon: dict, curves: dict | None = None):
-    """Empirical best-of-``n`` gold (±1.96 se) against ``KL_bon``, Gao's fitted form and the
-    curve predicted by the fitted laws."""
+    """Left: empirical best-of-``n`` gold (±1.96 se) against ``KL_bon``, Gao's fitted form and
+    the curve predicted by the fitted laws.  Right: ``E[V | U >= t]``, the data's and the fitted
+    laws'."""
     plt = _plt()
     kl, gold, se = (np.asarray(bon[k], float) for k in ("kl", "gold", "stderr"))
-    fig, ax = plt.subplots(figsize=(6.8, 4.4))
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(12, 4.4))
     ax.errorbar(kl, gold, yerr=1.96 * np.where(np.isfinite(se), se, 0.0), fmt="o", ms=3,
                 capsize=2, color="C0", label="empirical best-of-n (Gao et al., ±1.96 se)")
     fit = bon.get("gao_fit")
@@ -153,5 +154,20 @@ def best_of_n_figure(bon: dict, curves: dict | None = None):
     ax.set_title("best-of-n: gold against selection pressure", fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
+    if curves is not None:
+        t = np.asarray(curves["t"], float)
+        if "empirical_conditional_value" in curves:
+            ax2.plot(t, curves["empirical_conditional_value"], "o", ms=3, color="C0",
+                     label="data: mean gold of the rows with proxy >= t")
+        ax2.plot(t, curves["conditional_value"], "C2--", lw=1.5,
+                 label="predicted by the fitted laws of V and X")
+        ax2.axhline(curves["value_mean"], color="k", lw=0.8, ls=":", label="E[V] (fitted)")
+        ax2.set_xlabel("proxy threshold t")
+        ax2.set_ylabel("E[V | U >= t]")
+        ax2.set_title("E[V | U >= t]: does selection on the proxy keep paying?", fontsize=10)
+        ax2.legend(fontsize=7)
+        ax2.grid(alpha=0.3)
+    else:
+        ax2.set_axis_off()
     fig.tight_layout()
     return fig
