@@ -35,6 +35,7 @@ from goodhart_jax.mixture import Mixture
 from goodhart_jax.empirical import Empirical
 from goodhart_jax.empirical_bon import empirical_best_of_n
 from goodhart_jax.law_fits import LawFit, compare_laws, fit_law, qq_data
+from goodhart_jax.diagnose import Diagnosis, TailReport, diagnose
 from goodhart_jax.tail_estimators import (
     DoubleBootstrap,
     TailEstimate,
@@ -136,6 +137,9 @@ def _version() -> str:
 __version__ = _version()
 
 __all__ = [
+    "Diagnosis",
+    "TailReport",
+    "diagnose",
     "Distribution",
     "Constraint",
     "REAL",

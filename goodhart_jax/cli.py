@@ -1,6 +1,6 @@
 """The ``goodhart-jax`` command line.
 
-Sub-commands: ``list``, ``run NAME``, ``condition``, ``explore``, ``bench``.  Bad input gets a
+Sub-commands: ``list``, ``run NAME``, ``condition``, ``diagnose FILE``, ``explore``, ``bench``.  Bad input gets a
 one-line message on stderr and exit status 2, never a traceback.
 """
 
@@ -101,6 +101,20 @@ def _build_parser() -> _Parser:
     c.add_argument("--threshold", required=True, type=_floats, help="t or t1,t2,...")
     c.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
+    g = sub.add_parser("diagnose", help="diagnose the right tail of proxy scores (and gold) in a file")
+    g.add_argument("file", type=Path, help="scores: CSV with a header, .npy/.npz, or JSON lines")
+    g.add_argument("--proxy", default=None, help="proxy column (default 'proxy', else the first)")
+    g.add_argument("--gold", default=None, help="gold column (default 'gold' where there is one)")
+    g.add_argument("--group", default=None, help="prompt-group column (best-of-n per group)")
+    g.add_argument("--out", type=Path, default=None,
+                   help="output folder (default results/diagnose/<file stem>)")
+    g.add_argument("--json", action="store_true", help="also print the numbers as JSON")
+    g.add_argument("--drop-nonfinite", action="store_true",
+                   help="drop rows with NaN or infinite scores instead of refusing the file")
+    g.add_argument("--seed", type=int, default=0, help="seed of the bootstraps and re-pairings")
+    g.add_argument("--progress", action="store_true",
+                   help="show the progress bar even when stderr is not a terminal")
+
     e = sub.add_parser("explore", help="interactive mesa-optimisation explorer (matplotlib window)")
     e.add_argument("--backend", default=None, help="matplotlib backend (default: the interactive one)")
 
@@ -181,6 +195,41 @@ def _cmd_condition(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_diagnose(args: argparse.Namespace) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from goodhart_jax.diagnose_report import write_report
+    from goodhart_jax.score_files import read_scores
+
+    scores = read_scores(args.file, proxy=args.proxy, gold=args.gold, group=args.group,
+                         drop_nonfinite=args.drop_nonfinite)
+    out = args.out if args.out is not None else Path("results") / "diagnose" / args.file.stem
+    existed = out.exists()
+    _writable_dir(out)
+    try:
+        import goodhart_jax as gj
+
+        diag = gj.diagnose(scores.proxy, scores.gold, groups=scores.groups,
+                           key=jax.random.key(args.seed),
+                           progress=True if args.progress else None)
+        numbers = write_report(out, diag, source=str(args.file), dropped=scores.dropped,
+                               seed=args.seed)
+    except BaseException:
+        if not existed:
+            try:
+                out.rmdir()  # only if nothing landed in it
+            except OSError:
+                pass
+        raise
+    if args.json:
+        print(json.dumps(numbers, indent=2))
+    else:
+        print(diag.verdict)
+        print(f"results in {out}/")
+    return 0
+
+
 def _cmd_explore(args: argparse.Namespace) -> int:
     from goodhart_jax import explorer
 
@@ -240,6 +289,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_run(args)
         if args.command == "condition":
             return _cmd_condition(args)
+        if args.command == "diagnose":
+            return _cmd_diagnose(args)
         if args.command == "explore":
             return _cmd_explore(args)
         if args.command == "bench":
