@@ -521,10 +521,14 @@ _NEWTON_STEPS = 4
 
 
 def _clenshaw(coef, s):
-    """``Σ_k coef[k] T_k(s)`` (Chebyshev series; the degree is static)."""
-    b1 = b2 = jnp.zeros_like(s)
-    for k in range(coef.shape[0] - 1, 0, -1):
-        b1, b2 = 2.0 * s * b1 - b2 + coef[k], b1
+    """``Σ_k coef[k] T_k(s)`` (Chebyshev series, Clenshaw's recurrence as one loop: a short
+    program to compile whatever the degree)."""
+    def step(carry, c):
+        b1, b2 = carry
+        return (2.0 * s * b1 - b2 + c, b1), None
+
+    zero = jnp.zeros_like(s)
+    (b1, b2), _ = jax.lax.scan(step, (zero, zero), coef[:0:-1])
     return s * b1 - b2 + coef[0]
 
 
@@ -886,11 +890,11 @@ class Empirical(Distribution):
         """``z(x)`` on the body: the table's interpolant, then Newton steps on ``x(z) = x``."""
         zt, xt = self._a_table
         x = jnp.clip(x, xt[0], xt[-1])
-        z = jnp.interp(x, xt, zt)
-        for _ in range(_NEWTON_STEPS):
+        def newton(_, z):
             xz, dz = self._map(z)
-            z = jnp.clip(z - (xz - x) / dz, zt[0], zt[-1])
-        return z
+            return jnp.clip(z - (xz - x) / dz, zt[0], zt[-1])
+
+        return jax.lax.fori_loop(0, _NEWTON_STEPS, newton, jnp.interp(x, xt, zt))
 
     def _scale_c(self, dtype):
         zt = jnp.asarray(self.zt, dtype)
