@@ -48,7 +48,7 @@ import numpy as np
 from goodhart_jax.numerics import host_float
 from goodhart_jax.validation import check_param, check_positive_int, is_concrete
 
-__all__ = ["PowerLawFit", "powerlaw_fit", "hurwitz_zeta"]
+__all__ = ["PowerLawFit", "powerlaw_fit", "hurwitz_zeta", "candidate_count"]
 
 _Z_TERMS = 16
 # B_2j / (2j)!, j = 1..8
@@ -213,6 +213,22 @@ def _candidates(xd: np.ndarray, min_tail: int, per_octave: int) -> np.ndarray:
             group = group[pos]
         keep.append(group)
     return np.concatenate(keep)
+
+
+def candidate_count(x, *, min_tail: int = 10, per_octave: int = 128) -> int:
+    """The number of candidate ``xmin`` :func:`powerlaw_fit` evaluates for ``x``.
+
+    Math: distinct values leaving at least ``min_tail`` points at or above them (not the
+    largest), at most ``per_octave`` per octave of the tail size.
+
+    Example:
+        >>> candidate_count([1.0, 2.0, 2.0, 3.0] * 5, min_tail=2)
+        2
+    """
+    xd = np.sort(np.asarray(host_float(x), dtype=np.float64))[::-1]
+    min_tail = check_positive_int("min_tail", min_tail, minimum=2, owner="candidate_count")
+    per_octave = check_positive_int("per_octave", per_octave, owner="candidate_count")
+    return int(_candidates(xd[xd > 0], min_tail, per_octave).size)
 
 
 def _search(xd: np.ndarray, discrete: bool, min_tail: int, per_octave: int):
