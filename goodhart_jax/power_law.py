@@ -140,24 +140,31 @@ _discrete_alphas = jax.jit(jax.vmap(_discrete_alpha))
 
 
 def _rank_counts(y):
-    """For ``y`` descending: the numbers of points ``> y_j`` and ``>= y_j`` (ties counted)."""
-    neg = -y
-    return (jnp.searchsorted(neg, neg, side="left").astype(y.dtype),
-            jnp.searchsorted(neg, neg, side="right").astype(y.dtype))
+    """For ``y`` descending: the numbers of points ``> y_j`` and ``>= y_j`` (ties counted),
+    in ``O(n)``: the start and the end of each run of equal values."""
+    n = y.shape[0]
+    j = jnp.arange(n)
+    new_run = jnp.concatenate([jnp.ones(1, bool), y[1:] != y[:-1]])
+    run_ends = jnp.concatenate([y[1:] != y[:-1], jnp.ones(1, bool)])
+    gt = jax.lax.cummax(jnp.where(new_run, j, 0))
+    ge = jax.lax.cummin(jnp.where(run_ends, j + 1, n), reverse=True)
+    return gt.astype(y.dtype), ge.astype(y.dtype)
 
 
-def _ks_one(y, gt, ge, m, alpha, xmin, discrete):
+def _ks_one(y, gt, ge, m, alpha, xmin, discrete, log_y=None):
     """The KS distance of one candidate: ``y`` points (or distinct values) of the sample,
     ``gt``/``ge`` the numbers of sample points ``>``/``>=`` each, ``m`` the tail size; the
-    entries ``y >= xmin`` are the tail."""
+    entries ``y >= xmin`` are the tail; ``log_y``: ``log y`` where valid (continuous)."""
     valid = y >= xmin
     yv = jnp.where(valid, y, xmin)
+    if log_y is None and not discrete:
+        log_y = jnp.log(yv)
     if discrete:
         zq = hurwitz_zeta(alpha, xmin)
         s_at = hurwitz_zeta(alpha, yv) / zq  # P(X >= y)
         s_after = hurwitz_zeta(alpha, yv + 1.0) / zq  # P(X > y)
     else:
-        s_at = jnp.exp(-(alpha - 1.0) * (jnp.log(yv) - jnp.log(xmin)))
+        s_at = jnp.exp(-(alpha - 1.0) * (log_y - jnp.log(xmin)))
         s_after = s_at
     # at a point y of the tail the empirical P(X > y) is gt / m and P(X >= y) is ge / m: the
     # two sides of the jump there (and, discrete, the fit's value just below the next point up)
@@ -166,14 +173,17 @@ def _ks_one(y, gt, ge, m, alpha, xmin, discrete):
 
 
 def _ks_block(y, gt, ge, m, alpha, xmin, discrete: bool):
-    return jax.lax.map(lambda c: _ks_one(y, gt, ge, c[0], c[1], c[2], discrete),
-                       (m, alpha, xmin), batch_size=8)
+    log_y = None if discrete else jnp.log(jnp.maximum(y, jnp.min(xmin)))
+    return jax.lax.map(lambda c: _ks_one(y, gt, ge, c[0], c[1], c[2], discrete, log_y),
+                       (m, alpha, xmin), batch_size=16)
 
 
 _ks_block_jit = jax.jit(_ks_block, static_argnums=(6,))
 
 
-def _fixed_core(x, xmin, discrete: bool):
+def _fixed_core(y, xmin, discrete: bool):
+    """The fit at ``xmin`` from the sample sorted in descending order (``-inf`` padding last)."""
+    x = y
     mask = x >= xmin
     n = jnp.sum(mask)
     nf = n.astype(x.dtype)
@@ -183,7 +193,6 @@ def _fixed_core(x, xmin, discrete: bool):
     else:
         alpha = 1.0 + nf / (jnp.sum(logs) - nf * jnp.log(xmin))
         se = (alpha - 1.0) / jnp.sqrt(nf)
-    y = jnp.flip(jnp.sort(x))
     gt, ge = _rank_counts(y)
     return alpha, se, n, _ks_one(y, gt, ge, nf, alpha, xmin, discrete)
 
@@ -344,10 +353,13 @@ def powerlaw_fit(x, xmin=None, *, discrete: bool = False, min_tail: int = 10,
             bad = tail[tail != np.round(tail)][0]
             raise ValueError(f"{owner}: x must be integers at and above xmin for discrete=True, "
                              f"got {bad:g}")
-    if concrete:  # padded below any xmin: one compiled program per power-of-two length
-        size = max(64, 1 << (int(x.shape[0]) - 1).bit_length())
-        x = np.pad(np.asarray(x), (0, size - x.shape[0]), constant_values=-np.inf)
-    alpha, se, n, ks = _fixed_core_jit(jnp.asarray(x), xmin_arr, bool(discrete))
+    if concrete:  # the tail only, sorted by NumPy (XLA's CPU sort is ~50x slower), padded
+        # below xmin: one compiled program per power-of-two tail length
+        size = max(64, 1 << (int(tail.size) - 1).bit_length())
+        y = np.pad(np.sort(tail)[::-1], (0, size - tail.size), constant_values=-np.inf)
+    else:
+        y = jnp.flip(jnp.sort(x))
+    alpha, se, n, ks = _fixed_core_jit(jnp.asarray(y), xmin_arr, bool(discrete))
     if not concrete:
         return PowerLawFit(alpha, se, xmin_arr, n, ks, discrete)
     return PowerLawFit(float(alpha), float(se), float(xmin), int(n), float(ks), discrete)
