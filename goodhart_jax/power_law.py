@@ -300,8 +300,9 @@ def powerlaw_fit(x, xmin=None, *, discrete: bool = False, min_tail: int = 10,
     the search for ``xmin`` runs on concrete data.
 
     Args:
-        x: the sample (one-dimensional, finite; the points ``>= xmin`` positive, and integers
-            for ``discrete``).
+        x: the sample (one-dimensional, finite; integers at and above ``xmin`` for
+            ``discrete``).  Points ``<= 0`` are never in the tail (``xmin > 0``); the search
+            ignores them.
         xmin: the lower end of the tail (``> 0``; an integer ``>= 1`` for ``discrete``), or
             ``None`` to choose it.
         discrete: fit the discrete (Hurwitz-zeta) law of integer data.
