@@ -55,6 +55,7 @@ _Z_TERMS = 16
 _BERNOULLI = (1.0 / 12.0, -1.0 / 720.0, 1.0 / 30240.0, -1.0 / 1209600.0, 1.0 / 47900160.0,
               -691.0 / 1307674368000.0, 1.0 / 74724249600.0, -3617.0 / 10670622842880000.0)
 _ALPHA_MAX = 50.0
+_SMALL_OCTAVE = 12
 
 
 class PowerLawFit(NamedTuple):
@@ -241,7 +242,7 @@ def candidate_count(x, *, min_tail: int = 10, per_octave: int = 128) -> int:
 
 
 def _search(xd: np.ndarray, discrete: bool, min_tail: int, per_octave: int):
-    """(KS distances, alphas, tail sizes) of the candidates, or None when there are none."""
+    """(KS distances, alphas, standard errors, tail sizes) of the candidates, or None."""
     ms = _candidates(xd, min_tail, per_octave)
     if ms.size == 0:
         return None
@@ -250,25 +251,27 @@ def _search(xd: np.ndarray, discrete: bool, min_tail: int, per_octave: int):
     if discrete:
         c = ms.size
         pad = _pow2(c, 1)
-        alphas, _ = _discrete_alphas(
+        alphas, ses = _discrete_alphas(
             jnp.asarray(np.pad(np.cumsum(lx)[ms - 1] / ms, (0, pad - c), mode="edge")),
             jnp.asarray(np.pad(xmins, (0, pad - c), mode="edge")),
             jnp.asarray(np.pad(ms, (0, pad - c), mode="edge").astype(xd.dtype)))
-        alphas = np.asarray(alphas)[:c]
+        alphas, ses = np.asarray(alphas)[:c], np.asarray(ses)[:c]
     else:
         alphas = 1.0 + ms / (np.cumsum(lx)[ms - 1] - ms * lx[ms - 1])
+        ses = (alphas - 1.0) / np.sqrt(ms)
     # distinct values, descending, with the numbers of points above and at-or-above each
     starts = np.flatnonzero(np.insert(xd[1:] < xd[:-1], 0, True))
     values = xd[starts]
     gt = starts.astype(xd.dtype)
     ge = np.append(starts[1:], xd.shape[0]).astype(xd.dtype)
     ks = np.empty(ms.size)
-    octave = np.ceil(np.log2(ms)).astype(int)
+    # tails of up to 2^12 points share one block (one program to compile, little work)
+    octave = np.maximum(np.ceil(np.log2(ms)).astype(int), _SMALL_OCTAVE)
     for b in np.unique(octave):
         idx = np.flatnonzero(octave == b)
         # the distinct values in the tails of this octave's candidates
         count = int(np.searchsorted(-values, -xmins[idx].min(), side="right"))
-        size = _pow2(count)
+        size = _pow2(count, 1 << _SMALL_OCTAVE)
         pad = size - count
         pad_value = 0.5 * float(values[count - 1])
         top = np.pad(values[:count], (0, pad), constant_values=pad_value)
@@ -278,7 +281,7 @@ def _search(xd: np.ndarray, discrete: bool, min_tail: int, per_octave: int):
                             jnp.asarray(ms[sel].astype(xd.dtype)), jnp.asarray(alphas[sel]),
                             jnp.asarray(xmins[sel]), discrete)
         ks[idx] = np.asarray(out)[:idx.size]
-    return ks, alphas, ms
+    return ks, alphas, ses, ms
 
 
 # --- the public fit ---------------------------------------------------------------------------
@@ -378,6 +381,7 @@ def _fit_searching(x: np.ndarray, discrete: bool, min_tail: int, per_octave: int
     if found is None:
         raise ValueError(f"{owner}: no candidate xmin leaves at least min_tail = {min_tail} "
                          f"points of x above it (with more than one distinct value)")
-    ks, _, ms = found
+    ks, alphas, ses, ms = found
     best = int(np.argmin(np.where(np.isfinite(ks), ks, np.inf)))
-    return powerlaw_fit(x, float(xd[ms[best] - 1]), discrete=discrete)
+    return PowerLawFit(float(alphas[best]), float(ses[best]), float(xd[ms[best] - 1]),
+                       int(ms[best]), float(ks[best]), bool(discrete))
