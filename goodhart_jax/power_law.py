@@ -6,8 +6,8 @@
 * continuous data: ``alpha = 1 + n / Σ log(x_i / xmin)`` (their eq. 3.1), standard error
   ``(alpha - 1) / sqrt(n)`` (eq. 3.2);
 * discrete (integer) data: the maximiser of the Hurwitz-zeta likelihood
-  ``L(alpha) = -n log ζ(alpha, xmin) - alpha Σ log x_i`` (eq. 3.5), found by safeguarded Newton
-  steps, standard error
+  ``L(alpha) = -n log ζ(alpha, xmin) - alpha Σ log x_i`` (eq. 3.5), found by Newton steps
+  (clipped to 0.5) from the approximation of eq. 3.7, standard error
   ``1 / sqrt(n (d²/dalpha²) log ζ(alpha, xmin))`` (eq. 3.6);
 
 and, when ``xmin`` is not given, chooses it as they do: the candidate whose fitted law is closest
@@ -18,15 +18,18 @@ jump of the empirical distribution function are compared, so ties count properly
 The candidates are the distinct values of ``x`` that leave at least ``min_tail`` points at or
 above them (not the largest value).  Their KS distances are computed in jitted blocks: a
 candidate with ``m`` tail points is evaluated together with the others whose ``m`` lies in the
-same octave ``(2^(b-1), 2^b]``, on the top ``2^b`` points, so the work is about
-``per_octave * 2 n`` whatever the number of candidates.  When an octave holds more than
+same octave ``(2^(b-1), 2^b]``, on the distinct values among the top ``2^b`` points (the tails
+of up to ``2^12`` points share one block), so the work is about ``per_octave * 2 n`` whatever
+the number of candidates, and about ``log2(n) - 11`` programs are compiled.  When an octave holds more than
 ``per_octave`` (default 128) distinct candidates, ``per_octave`` of them, evenly spaced in
 ``log m``, are evaluated (a cap; pass ``per_octave=len(x)`` for the exhaustive search).
 
 The hurwitz zeta ``ζ(s, q) = Σ_{k>=0} (q + k)^(-s)`` is summed directly for 16 terms and the rest
 by Euler-Maclaurin with 8 Bernoulli corrections (:func:`hurwitz_zeta`; relative error below
-``1e-13`` against mpmath for ``1 < s <= 6``, ``q >= 1``); it is pure ``jax.numpy``, so it
-differentiates in ``s`` (``jax.scipy.special.zeta`` does not).
+``1e-13`` against mpmath for ``1 < s <= 6``, ``q >= 1``); it is plain ``jax.numpy``
+arithmetic, so its derivatives in ``s`` (the likelihood's Newton steps, the standard error) come
+from forward-mode differentiation of a fixed expansion (``jax.scipy.special.zeta`` computes the
+same function).
 
 Example:
     >>> import numpy as np
