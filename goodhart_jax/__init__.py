@@ -46,6 +46,7 @@ from goodhart_jax.tail_estimators import (
     moments_estimator,
     weibull_tail,
 )
+from goodhart_jax.power_law import PowerLawFit, powerlaw_fit
 from goodhart_jax.selection import (
     best_of_n_quantile,
     best_of_n_value,
@@ -164,6 +165,8 @@ __all__ = [
     "gpd_tail",
     "weibull_tail",
     "mean_excess",
+    "PowerLawFit",
+    "powerlaw_fit",
     "parse_dist",
     "Estimate",
     "conditional_value",

@@ -119,7 +119,7 @@ def _build_parser() -> _Parser:
     e.add_argument("--backend", default=None, help="matplotlib backend (default: the interactive one)")
 
     b = sub.add_parser("bench", help="benchmarks that print their figures")
-    b.add_argument("what", help="conditioning | sampling | pools | best_of_n | startup | lab")
+    b.add_argument("what", help="conditioning | sampling | pools | best_of_n | startup | lab | diagnose")
     b.add_argument("--quick", action="store_true")
     return p
 
@@ -244,6 +244,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         "best_of_n": "goodhart_jax.experiments.bench_best_of_n",
         "startup": "goodhart_jax.experiments.bench_startup",
         "lab": "goodhart_jax.experiments.bench_lab",
+        "diagnose": "goodhart_jax.experiments.bench_diagnose",
     }
     if args.what not in benches:
         raise ValueError(f"bench must be one of {', '.join(benches)}; got {args.what!r}")
