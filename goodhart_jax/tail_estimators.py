@@ -452,7 +452,8 @@ def _amse_curve(key, x, size: int, reps: int, batch: int):
 
     acc = jnp.zeros(size - 1, x.dtype)
     if full:
-        acc, _ = jax.lax.scan(body, acc, keys[:full].reshape(full // batch, batch, -1))
+        # (typed keys have no trailing data axis, raw uint32 keys have one: keep it as it is)
+        acc, _ = jax.lax.scan(body, acc, keys[:full].reshape((full // batch, batch) + keys.shape[1:]))
     if reps > full:
         acc = acc + jnp.sum(jax.vmap(one)(keys[full:]), axis=0)
     return acc / reps

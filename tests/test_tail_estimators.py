@@ -256,6 +256,10 @@ def test_double_bootstrap_follows_its_recipe():
     assert np.array_equal(qi.amse1, fit.amse1) and (qi.k1, qi.k2) == (fit.k1, fit.k2)
     rho_qi = (2 * (ln1 / l1 - 1)) ** (l1 / ln1 - 1)
     assert qi.k_star == round(qi.k1 ** 2 / qi.k2 * rho_qi)
+    # a new-style typed key draws the same resamples as its raw uint32 form
+    typed = gj.hill_double_bootstrap(x, key=jax.random.wrap_key_data(jax.random.PRNGKey(12)),
+                                     r_bootstrap=60)
+    assert np.array_equal(typed.amse1, fit.amse1) and typed.k == fit.k
 
 
 def test_double_bootstrap_criterion_is_the_moment_difference():
