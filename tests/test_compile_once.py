@@ -8,29 +8,16 @@ families trace and compile nothing.  Threshold counts are padded to buckets
 
 from __future__ import annotations
 
-import contextlib
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax import monitoring
 
 import goodhart_jax as gj
 from goodhart_jax import mesa
 from goodhart_jax.conditioning import bucket_size
+from tests.compile_counting import compilations
 
-_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/backend_compile_duration")
-_seen: list[str] = []
-monitoring.register_event_duration_secs_listener(
-    lambda event, duration, **kw: _seen.append(event) if event in _EVENTS else None)
-
-
-@contextlib.contextmanager
-def compilations():
-    """Counts traces and compilations inside the block: ``with compilations() as n: ...; n()``."""
-    start = len(_seen)
-    yield lambda: len(_seen) - start
 
 
 def _ready(x):

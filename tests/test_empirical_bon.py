@@ -22,9 +22,9 @@ import itertools
 import jax
 import numpy as np
 import pytest
-from jax import monitoring
 
 import goodhart_jax as gj
+from tests.compile_counting import SEEN
 
 
 def brute_force(proxy, gold, n):
@@ -195,10 +195,6 @@ def test_bootstrap_matches_the_exact_bootstrap_distribution():
     np.testing.assert_allclose(np.asarray(est.stderr), exact, rtol=0.05)
 
 
-_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/backend_compile_duration")
-_seen: list[str] = []
-monitoring.register_event_duration_secs_listener(
-    lambda event, duration, **kw: _seen.append(event) if event in _EVENTS else None)
 
 
 def test_new_values_of_the_same_shapes_compile_nothing():
@@ -211,17 +207,17 @@ def test_new_values_of_the_same_shapes_compile_nothing():
         return jax.block_until_ready(est)
 
     call(0)
-    start = len(_seen)
+    start = len(SEEN)
     call(1)
     call(2)
-    assert len(_seen) == start
+    assert len(SEEN) == start
 
 
 def test_the_compile_counter_sees_a_new_shape():
-    start = len(_seen)
+    start = len(SEEN)
     jax.block_until_ready(gj.empirical_best_of_n(np.arange(301.0), np.arange(301.0), [1, 2, 3],
                                                  bootstrap=0))
-    assert len(_seen) > start
+    assert len(SEEN) > start
 
 
 def test_bootstrap_in_chunks_of_n_is_the_same(monkeypatch):

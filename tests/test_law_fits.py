@@ -17,29 +17,17 @@ Every sample has ``N = 20000`` points, so a family compiles once for the whole f
 
 from __future__ import annotations
 
-import contextlib
-
 import jax
 import numpy as np
 import pytest
-from jax import monitoring
 from scipy import optimize as sopt
 from scipy import stats
 
 import goodhart_jax as gj
+from tests.compile_counting import compilations
 
 N = 20_000
 
-_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/backend_compile_duration")
-_seen: list[str] = []
-monitoring.register_event_duration_secs_listener(
-    lambda event, duration, **kw: _seen.append(event) if event in _EVENTS else None)
-
-
-@contextlib.contextmanager
-def compilations():
-    start = len(_seen)
-    yield lambda: len(_seen) - start
 
 
 def _draw(law, seed=0, n=N):

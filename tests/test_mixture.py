@@ -20,11 +20,11 @@ import jax.numpy as jnp
 import mpmath as mp
 import numpy as np
 import pytest
-from jax import monitoring
 from scipy import stats
 
 import goodhart_jax as gj
 from goodhart_jax import cli
+from tests.compile_counting import SEEN
 from tests.pool_checks import push_fixed_point
 
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "mixtures.json").read_text())
@@ -135,15 +135,11 @@ def test_conditional_density_is_the_mixture_formula():
     np.testing.assert_allclose(got, ref, rtol=1e-9, atol=0)
 
 
-_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/backend_compile_duration")
-_SEEN: list[str] = []
-monitoring.register_event_duration_secs_listener(
-    lambda event, duration, **kw: _SEEN.append(event) if event in _EVENTS else None)
 
 
 def test_compiles_once_per_structure():
     """New weights and parameters of the same component tree compile nothing."""
-    seen = _SEEN
+    seen = SEEN
 
     def call(i):
         value = gj.Mixture([gj.Normal(0.1 * i, 1.0), gj.Normal(2.0, 3.0 + i),

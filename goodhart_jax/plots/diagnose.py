@@ -56,27 +56,32 @@ def histogram_figure(rep):
     return fig
 
 
+def _qq_panel(ax, theory, sample, line, color, label, xlabel, ylabel, title):
+    """One QQ panel: the points, a reference line ``line(theory)``, labels."""
+    ax.plot(theory, sample, ".", ms=2, color=color)
+    ax.plot(theory, line(theory), "k--", lw=1, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+
+
 def qq_figure(rep):
     """Normal QQ plot (all scores) and exponential QQ plot (the excesses over the threshold)."""
     plt = _plt()
     p = rep.plots
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
-    a, b = np.asarray(p["qq_normal_theory"]), np.asarray(p["qq_normal_sample"])
-    axes[0].plot(a, b, ".", ms=2, color="C0")
-    axes[0].plot(a, p["mean"] + p["sd"] * a, "k--", lw=1, label="normal with the sample's mean, sd")
-    axes[0].set_xlabel("standard normal quantile")
-    axes[0].set_ylabel("sample quantile")
-    axes[0].set_title("normal QQ (a light tail bends down, a heavy one up)", fontsize=9)
-    a, b = np.asarray(p["qq_exp_theory"]), np.asarray(p["qq_exp_sample"])
-    axes[1].plot(a, b, ".", ms=2, color="C1")
+    _qq_panel(axes[0], np.asarray(p["qq_normal_theory"]), np.asarray(p["qq_normal_sample"]),
+              lambda a: p["mean"] + p["sd"] * a, "C0", "normal with the sample's mean, sd",
+              "standard normal quantile", "sample quantile",
+              "normal QQ (a light tail bends down, a heavy one up)")
+    b = np.asarray(p["qq_exp_sample"])
     slope = float(np.mean(b)) if b.size else 1.0
-    axes[1].plot(a, slope * a, "k--", lw=1, label="exponential with the excesses' mean")
-    axes[1].set_xlabel("standard exponential quantile")
-    axes[1].set_ylabel(f"excess over u = {p['threshold']:.4g}")
-    axes[1].set_title(f"exponential QQ of the top k = {p['k']} (straight: exponential)", fontsize=9)
-    for ax in axes:
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
+    _qq_panel(axes[1], np.asarray(p["qq_exp_theory"]), b, lambda a: slope * a, "C1",
+              "exponential with the excesses' mean", "standard exponential quantile",
+              f"excess over u = {p['threshold']:.4g}",
+              f"exponential QQ of the top k = {p['k']} (straight: exponential)")
     fig.tight_layout()
     return fig
 
