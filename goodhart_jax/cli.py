@@ -114,6 +114,8 @@ def _build_parser() -> _Parser:
     g.add_argument("--seed", type=int, default=0, help="seed of the bootstraps and re-pairings")
     g.add_argument("--progress", action="store_true",
                    help="show the progress bar even when stderr is not a terminal")
+    g.add_argument("--no-fits", action="store_true",
+                   help="skip the whole-law fits (each family compiles once: 5-10 s on a CPU)")
 
     e = sub.add_parser("explore", help="interactive mesa-optimisation explorer (matplotlib window)")
     e.add_argument("--backend", default=None, help="matplotlib backend (default: the interactive one)")
@@ -212,7 +214,7 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
 
         diag = gj.diagnose(scores.proxy, scores.gold, groups=scores.groups,
                            key=jax.random.key(args.seed),
-                           progress=True if args.progress else None)
+                           progress=True if args.progress else None, fits=not args.no_fits)
         numbers = write_report(out, diag, source=str(args.file), dropped=scores.dropped,
                                seed=args.seed)
     except BaseException:

@@ -37,7 +37,7 @@ median reads ``c ~ 0.8`` at ``n = 2e4``), which is why the class rests on ``xi``
 Example:
     >>> import numpy as np, goodhart_jax as gj
     >>> rng = np.random.default_rng(0)
-    >>> d = gj.diagnose(rng.standard_normal(20_000) + rng.standard_t(2.0, 20_000))
+    >>> d = gj.diagnose(rng.standard_normal(20_000) + rng.standard_t(2.0, 20_000), fits=False)
     >>> d.proxy.tail, d.proxy.how_sure
     ('heavy', 'sure')
     >>> bool(d.proxy.xi_ci[0] < 0.5 < d.proxy.xi_ci[1])
@@ -47,8 +47,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.util
 import math
 import statistics
 from typing import Any, NamedTuple
@@ -56,6 +54,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from goodhart_jax.empirical import tail_count
+from goodhart_jax.law_fits import compare_laws
 from goodhart_jax.tail_estimators import MIN_K
 
 __all__ = ["Diagnosis", "TailReport", "diagnose", "kl_best_of_n_inverse", "TOP_FRACTION"]
@@ -137,8 +136,8 @@ class Diagnosis:
         best_of_n: the empirical best-of-``n`` curve, the Gao fit and the best ``n`` (dict).
         verdict: the conclusion in plain words.
         notes: what the data can and cannot tell (plain-language sentences).
-        fits: the whole-law fits table (``goodhart_jax.law_fits.compare_laws`` where that
-            module exists, else empty).
+        fits: the whole-law fits table (:func:`goodhart_jax.law_fits.compare_laws`, sorted by
+            AIC; empty with ``fits=False``).
     """
 
     n: int
@@ -171,17 +170,6 @@ class Diagnosis:
             "notes": list(self.notes),
             "fits": _plain(self.fits),
         })
-
-
-def _law_fits_available() -> bool:
-    """Whether ``goodhart_jax.law_fits`` exists in this package (not merely somewhere an
-    editable install's finder points to)."""
-    import os
-
-    spec = importlib.util.find_spec("goodhart_jax.law_fits")
-    here = os.path.dirname(os.path.abspath(__file__))
-    return (spec is not None and spec.origin is not None
-            and os.path.dirname(os.path.abspath(spec.origin)) == here)
 
 
 def _plain(obj):
@@ -597,7 +585,7 @@ def _verdict(d: Diagnosis) -> str:
 
 
 def diagnose(proxy, gold=None, *, groups=None, key=None, progress: bool | None = None,
-             curves: str = "sampled") -> Diagnosis:
+             curves: str = "sampled", fits=True) -> Diagnosis:
     """Diagnose the right tail of proxy scores (and, with gold, of the error) and what it predicts.
 
     Math: tail threshold ``k = max(30, min(ceil(n^(2/3)), floor(n/20)))`` (``>= 50``); class from
@@ -619,6 +607,9 @@ def diagnose(proxy, gold=None, *, groups=None, key=None, progress: bool | None =
         curves: how the fitted laws' curves are computed (with gold): ``"sampled"`` (from
             200 000 draws of the fitted laws, seconds) or ``"exact"`` (the quadratures
             ``conditional_value`` / ``best_of_n_value``; minutes of compilation on a CPU).
+        fits: the whole-law fits of the proxy scores (:func:`goodhart_jax.law_fits.compare_laws`):
+            ``True`` for every family it knows, a sequence of family names for those, ``False``
+            for none (each family compiles once, 5 to 10 s on a CPU).
 
     Returns:
         A :class:`Diagnosis`.
@@ -633,7 +624,7 @@ def diagnose(proxy, gold=None, *, groups=None, key=None, progress: bool | None =
         >>> import numpy as np, goodhart_jax as gj
         >>> rng = np.random.default_rng(1)
         >>> v = rng.standard_normal(5_000)
-        >>> d = gj.diagnose(v + rng.standard_normal(5_000), v)
+        >>> d = gj.diagnose(v + rng.standard_normal(5_000), v, fits=False)
         >>> d.proxy.tail, d.error.tail, d.regime["regime"] != "catastrophic"
         ('light', 'light', True)
     """
@@ -711,8 +702,10 @@ def diagnose(proxy, gold=None, *, groups=None, key=None, progress: bool | None =
             diag.curves = _predicted(law_v, law_x, x, diag.best_of_n["n"], keys[5], curves, g)
             tick()
             diag.notes = [diag.independence["summary"], diag.best_of_n["n_star_summary"]]
-        if _law_fits_available():
-            diag.fits = importlib.import_module("goodhart_jax.law_fits").compare_laws(x)
+        if fits is True:
+            diag.fits = compare_laws(x)
+        elif fits:
+            diag.fits = compare_laws(x, families=tuple(fits))
         diag.verdict = _verdict(diag)
     finally:
         if bar is not None:

@@ -8,7 +8,7 @@ ever half-written.
 
 Example:
     >>> import tempfile, pathlib, numpy as np, goodhart_jax as gj
-    >>> d = gj.diagnose(np.random.default_rng(0).exponential(size=2_000))
+    >>> d = gj.diagnose(np.random.default_rng(0).exponential(size=2_000), fits=("exponential",))
     >>> out = pathlib.Path(tempfile.mkdtemp())
     >>> numbers = write_report(out, d, source="example")
     >>> numbers["proxy"]["tail"], (out / "report.html").exists()

@@ -33,7 +33,7 @@ def _rng(seed):
 @pytest.fixture(scope="module")
 def heavy():
     r = _rng(0)
-    return gj.diagnose(r.standard_normal(N) + r.standard_t(2.0, N))
+    return gj.diagnose(r.standard_normal(N) + r.standard_t(2.0, N), fits=False)
 
 
 def test_normal_plus_t2_is_heavy_with_xi_half(heavy):
@@ -48,14 +48,14 @@ def test_normal_plus_t2_is_heavy_with_xi_half(heavy):
 
 def test_normal_plus_normal_is_light():
     r = _rng(1)
-    p = gj.diagnose(r.standard_normal(N) + r.standard_normal(N)).proxy
+    p = gj.diagnose(r.standard_normal(N) + r.standard_normal(N), fits=False).proxy
     assert p.tail == "light" and p.how_sure == "sure"
     assert p.c_ci[0] > 1.0  # excludes the exponential boundary (c = 2 in the limit)
     assert p.hill is None  # xi <= 0: no Hill estimate
 
 
 def test_exponential_is_exponential(capsys):
-    p = gj.diagnose(_rng(2).exponential(size=N), progress=True).proxy
+    p = gj.diagnose(_rng(2).exponential(size=N), progress=True, fits=False).proxy
     assert "stages" in capsys.readouterr().err  # the forced progress bar, on stderr
     assert p.tail == "exponential" and p.how_sure == "undecided"
     assert p.c_ci[0] < 1.0 < p.c_ci[1]
@@ -67,7 +67,7 @@ def with_gold():
     r = _rng(3)
     n = 5_000
     v = r.standard_normal(n)
-    return gj.diagnose(v + r.standard_t(3.0, n), v, key=jax.random.key(1))
+    return gj.diagnose(v + r.standard_t(3.0, n), v, key=jax.random.key(1), fits=False)
 
 
 def test_normal_value_t3_error_is_catastrophic(with_gold):
@@ -89,7 +89,7 @@ def test_t3_value_normal_error_is_not_catastrophic():
     r = _rng(4)
     n = 5_000
     v = r.standard_t(3.0, n)
-    d = gj.diagnose(v + r.standard_normal(n), v)
+    d = gj.diagnose(v + r.standard_normal(n), v, fits=False)
     assert d.regime["regime"] != "catastrophic"
     assert d.regime["regime"] == "unbounded"
 
@@ -99,7 +99,7 @@ def test_dependence_in_the_tail_is_detected():
     n = 5_000
     v = r.standard_normal(n)
     x = v + r.standard_normal(n)
-    ind = gj.diagnose(v + x, v).independence
+    ind = gj.diagnose(v + x, v, fits=False).independence
     assert ind["independence_rejected"] and ind["p_value"] < 0.05
     assert ind["tail_dependence_ci"][0] > 0.05
 
@@ -147,7 +147,7 @@ def test_cli_writes_every_file_and_json(tmp_path, capsys):
     v = r.standard_normal(n)
     src = _csv(tmp_path / "scores.csv", {"proxy": v + r.standard_t(3.0, n), "gold": v})
     out = tmp_path / "out"
-    assert cli.main(["diagnose", str(src), "--out", str(out), "--json"]) == 0
+    assert cli.main(["diagnose", str(src), "--out", str(out), "--json", "--no-fits"]) == 0
     numbers = json.loads(capsys.readouterr().out)
     proxy = numbers["proxy"]
     assert set(proxy) >= {"xi", "xi_ci", "tail"} and len(proxy["xi_ci"]) == 2
@@ -205,7 +205,7 @@ def test_cli_drop_nonfinite(tmp_path, capsys):
     x[3] = "nan"
     src = _csv(tmp_path / "d.csv", {"proxy": list(x)})
     assert cli.main(["diagnose", str(src), "--out", str(tmp_path / "o"), "--json",
-                     "--drop-nonfinite"]) == 0
+                     "--drop-nonfinite", "--no-fits"]) == 0
     numbers = json.loads(capsys.readouterr().out)
     assert numbers["dropped_nonfinite_rows"] == 1 and numbers["n"] == N
 
@@ -240,25 +240,12 @@ def test_readers_npy_npz_jsonl(tmp_path):
     assert s.proxy.tolist() == [1.0, 3.5] and s.groups.tolist() == ["a", "b"]
 
 
-def test_fits_filled_by_law_fits_when_present(monkeypatch):
-    import sys
-    import types
-    from typing import NamedTuple
-
-    module = sys.modules["goodhart_jax.diagnose"]  # the module (gj.diagnose is the function)
-
-    class Row(NamedTuple):
-        law: object
-        aic: float
-        family: str
-
-    fake = types.ModuleType("goodhart_jax.law_fits")
-    fake.compare_laws = lambda x: [Row(gj.Exponential(1.0), 2.0 * len(x), "exponential")]
-    monkeypatch.setitem(sys.modules, "goodhart_jax.law_fits", fake)
-    monkeypatch.setattr(module, "_law_fits_available", lambda: True)
-    d = gj.diagnose(_rng(2).exponential(size=N))
+def test_fits_table_ranks_the_true_family_first():
+    """Whole-law fits (law_fits.compare_laws) of exponential scores: the exponential law beats
+    the normal by AIC, and the table is plain JSON."""
+    d = gj.diagnose(_rng(2).exponential(size=N), fits=("normal", "exponential"))
     fits = d.numbers()["fits"]
-    assert fits[0]["family"] == "exponential" and fits[0]["aic"] == 2.0 * N
-    assert isinstance(fits[0]["law"], str) and json.dumps(fits)
-    monkeypatch.setattr(module, "_law_fits_available", lambda: False)
-    assert gj.diagnose(_rng(2).exponential(size=N)).fits == []
+    assert [f["family"] for f in fits] == ["exponential", "normal"]
+    assert fits[0]["aic"] < fits[1]["aic"] - 100 and isinstance(fits[0]["law"], str)
+    assert json.dumps(fits)
+    assert gj.diagnose(_rng(2).exponential(size=N), fits=False).fits == []
