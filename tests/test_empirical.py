@@ -276,6 +276,7 @@ def _cli(*argv, cwd):
                           text=True, cwd=cwd, timeout=300)
 
 
+@pytest.mark.slow  # ~40 s: the exact conditioning compiles for the fitted law twice
 def test_cli_condition_with_an_empirical_error(tmp_path):
     x = np.random.default_rng(1).standard_normal(20_000)
     np.save(tmp_path / "scores.npy", x)
@@ -284,6 +285,9 @@ def test_cli_condition_with_an_empirical_error(tmp_path):
     assert proc.returncode == 0, proc.stderr
     want = float(gj.conditional_value(gj.Normal(), gj.Empirical.fit(x), 2.0))
     assert f"{want:.6g}"[:6] in proc.stdout
+
+
+def test_cli_condition_refuses_an_unreadable_empirical_file(tmp_path):
     bad = _cli("condition", "--value", "normal", "--error", "empirical(missing.csv)",
                "--threshold", "2", cwd=tmp_path)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
