@@ -295,8 +295,9 @@ def gpd_tail(x, k) -> TailEstimate:
     ``S(y) = (1 + xi y / sigma)^(-1/xi)`` with
     :func:`goodhart_jax.empirical.fit_generalized_pareto` (Grimshaw's profile, Newton polish);
     ``se`` from the inverse observed information (delta method), interval ``xi +- 1.96 se``.
-    Valid for ``xi`` of either sign (``xi > -1/2`` for the usual asymptotics).  On the host
-    (NumPy); not traceable.  The fitted scale is ``fit_generalized_pareto(y)[1]``.
+    Valid for ``xi`` of either sign (``xi > -1/2`` for the usual asymptotics).  Concrete data
+    only, not traceable: the top ``k + 1`` points are found on the host (``np.partition``, no
+    full sort) and the fit is one compiled float64 program per padded ``k``.  The fitted scale is ``fit_generalized_pareto(y)[1]``.
 
     Args:
         x: the sample (one-dimensional, concrete).
@@ -322,7 +323,7 @@ def gpd_tail(x, k) -> TailEstimate:
     if np.ndim(k) != 0:
         raise ValueError(f"gpd_tail: k must be a single integer, got shape {np.shape(k)}")
     kk = int(_counts(k, n, "gpd_tail"))
-    xd = np.sort(x)[::-1]
+    xd = np.sort(np.partition(x, n - kk - 1)[n - kk - 1:])[::-1]  # the top k + 1, descending
     threshold = xd[kk]
     xi, _, cov, _ = fit_generalized_pareto(xd[:kk] - threshold)
     se = math.sqrt(cov[0, 0])
