@@ -225,8 +225,8 @@ def _gpd_fit_kernel(y, k, ybar, ymax, polish_steps: int):
     sigma = jnp.where(fin, sigmas[j], ybar)
     best = _gpd_loglik(xi, sigma, y, k)
 
-    def polish(_, s):
-        xi, sigma, best, done = s
+    def polish(s):
+        i, xi, sigma, best, done = s
         g, h = _gpd_derivatives(xi, sigma, y, k)
         det = h[0, 0] * h[1, 1] - h[0, 1] * h[1, 0]
         dx = -(h[1, 1] * g[0] - h[0, 1] * g[1]) / det
@@ -235,11 +235,14 @@ def _gpd_fit_kernel(y, k, ybar, ymax, polish_steps: int):
         stop = done | ~(det != 0) | ~jnp.isfinite(dx) | ~jnp.isfinite(ds) | (xn < -1.0) | ~(sn > 0)
         ln = _gpd_loglik(jnp.where(stop, xi, xn), jnp.where(stop, sigma, sn), y, k)
         stop = stop | ~(ln >= best)
-        return (jnp.where(stop, xi, xn), jnp.where(stop, sigma, sn), jnp.where(stop, best, ln),
-                stop)
+        return (i + 1, jnp.where(stop, xi, xn), jnp.where(stop, sigma, sn),
+                jnp.where(stop, best, ln), stop)
 
-    xi, sigma, best, _ = jax.lax.fori_loop(0, polish_steps, polish,
-                                           (xi, sigma, best, jnp.zeros((), bool)))
+    # (a while loop: the steps stop at the first that leaves the parameter space or does not
+    # raise the likelihood, as a loop that breaks there would)
+    _, xi, sigma, best, _ = jax.lax.while_loop(
+        lambda s: (s[0] < polish_steps) & ~s[4], polish,
+        (jnp.zeros((), jnp.int32), xi, sigma, best, jnp.zeros((), bool)))
     _, h = _gpd_derivatives(xi, sigma, y, k)
     return xi, sigma, best, h
 
