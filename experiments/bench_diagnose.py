@@ -6,7 +6,10 @@ On the same scores (``|T|`` for Student t with 2 degrees of freedom, ``xi = 1/2`
 1. Hill at the double bootstrap's ``k``: ``gj.hill_double_bootstrap(x, key=...)`` against
    tailestim's ``HillEstimator(bootstrap=True).fit(x)`` (Voitalov et al.'s ``hill_dbs``), both
    with ``r_bootstrap`` = 100 resamples per subsample (both default to 500; the cost is linear in
-   it) and their own default constants (ours Danielsson et al.'s, tailestim's Qi's);
+   it) and their own default constants (ours Danielsson et al.'s, tailestim's Qi's); ours draws
+   each resample's top order statistics directly (Rényi's exponential spacings, ``O(k)`` per
+   resample, the criterion for ``k <= 4 m^(2/3)`` unless its minimiser nears that cap),
+   tailestim sorts every resample;
 2. peaks over threshold: ``gj.gpd_tail(x, k)`` against ``scipy.stats.genpareto.fit`` (``floc=0``)
    on the same ``k = round(n^(2/3))`` excesses over ``X_(n-k)``, both including finding the top
    ``k + 1`` (``np.partition``, as ``gpd_tail`` does); and the fits alone on the same excesses
