@@ -81,8 +81,10 @@ class DoubleBootstrap(NamedTuple):
             ``min(max(k_star, MIN_K), n - 1)``).
         k1, k2: the minimisers of the bootstrapped criterion in the two subsamples.
         n1, n2: the two subsample sizes.
-        amse1, amse2: the bootstrapped criteria ``mean((M2 - 2 M1^2)^2)`` for ``k = 1 .. n1 - 1``
-            and ``1 .. n2 - 1`` (entry ``j`` is ``k = j + 1``), for diagnostic plots.
+        amse1, amse2: the bootstrapped criteria ``mean((M2 - 2 M1^2)^2)`` for ``k = 1 .. K1``
+            and ``1 .. K2`` (entry ``j`` is ``k = j + 1``), for diagnostic plots: ``K`` is the
+            search cap ``min(m - 1, max(200, ceil(4 m^(2/3))))`` of the subsample size ``m``, or
+            ``m - 1`` (every ``k``) when the minimiser came within 10% of the cap.
     """
 
     estimate: jax.Array
@@ -163,12 +165,18 @@ def _log_spacings(xd):
     return jnp.log(xd[0] / xd)
 
 
-@jax.jit
-def _hill_core(x, k):
-    xd = _desc(x)
+def _hill_desc(xd, k):
     m1, _ = _log_moments(_log_spacings(xd), k)
     se = m1 / jnp.sqrt(k.astype(m1.dtype))
     return m1, se, xd[k]
+
+
+_hill_desc_jit = jax.jit(_hill_desc)
+
+
+@jax.jit
+def _hill_core(x, k):
+    return _hill_desc(_desc(x), k)
 
 
 @jax.jit
@@ -295,8 +303,9 @@ def gpd_tail(x, k) -> TailEstimate:
     ``S(y) = (1 + xi y / sigma)^(-1/xi)`` with
     :func:`goodhart_jax.empirical.fit_generalized_pareto` (Grimshaw's profile, Newton polish);
     ``se`` from the inverse observed information (delta method), interval ``xi +- 1.96 se``.
-    Valid for ``xi`` of either sign (``xi > -1/2`` for the usual asymptotics).  On the host
-    (NumPy); not traceable.  The fitted scale is ``fit_generalized_pareto(y)[1]``.
+    Valid for ``xi`` of either sign (``xi > -1/2`` for the usual asymptotics).  Concrete data
+    only, not traceable: the top ``k + 1`` points are found on the host (``np.partition``, no
+    full sort) and the fit is one compiled float64 program per padded ``k``.  The fitted scale is ``fit_generalized_pareto(y)[1]``.
 
     Args:
         x: the sample (one-dimensional, concrete).
@@ -322,7 +331,7 @@ def gpd_tail(x, k) -> TailEstimate:
     if np.ndim(k) != 0:
         raise ValueError(f"gpd_tail: k must be a single integer, got shape {np.shape(k)}")
     kk = int(_counts(k, n, "gpd_tail"))
-    xd = np.sort(x)[::-1]
+    xd = np.sort(np.partition(x, n - kk - 1)[n - kk - 1:])[::-1]  # the top k + 1, descending
     threshold = xd[kk]
     xi, _, cov, _ = fit_generalized_pareto(xd[:kk] - threshold)
     se = math.sqrt(cov[0, 0])
@@ -434,14 +443,40 @@ def mean_excess(x, thresholds) -> TailEstimate:
 # --- the double bootstrap ------------------------------------------------------------------
 
 
-def _amse_curve(key, x, size: int, reps: int, batch: int):
-    """``mean over reps of (M2 - 2 M1^2)^2`` for ``k = 1 .. size - 1`` (bootstrap resamples)."""
-    n = x.shape[0]
-    k = jnp.arange(1, size)
+def _renyi_top(key, xd, m: int, j: int):
+    """The ``j`` largest points, descending, of a size-``m`` resample (with replacement) of the
+    descending sample ``xd``, drawn in ``O(j)`` work without drawing or sorting the resample
+    (``xd`` may be any nonincreasing function of the descending sample, e.g. its logarithms).
+
+    Math: a resample point is ``X_asc[floor(n U)]``, ``U`` uniform, so the resample's ``i``-th
+    largest is ``xd[floor(n V_(i))]`` with ``V_(i) = 1 - U_(m-i+1)`` the ``i``-th smallest of
+    ``m`` uniforms.  Rényi: ``(V_(1), .., V_(m)) = (S_1, .., S_m) / S_(m+1)`` in law, ``S_i``
+    the partial sums of i.i.d. standard exponentials, and ``S_(m+1) = S_j + G`` with
+    ``G ~ Gamma(m + 1 - j)`` independent of ``S_1 .. S_j``; so ``j`` exponentials and one gamma
+    give the top ``j`` with exactly the bootstrap's joint law.
+    """
+    n = xd.shape[0]
+    idx = jnp.minimum(jnp.floor(n * _renyi_uniforms(key, m, j, xd.dtype)).astype(jnp.int32), n - 1)
+    return xd[idx]
+
+
+def _renyi_uniforms(key, m: int, j: int, dtype):
+    """The ``j`` smallest of ``m`` i.i.d. uniforms, ascending: ``S_i / (S_j + G)``, ``i <= j``
+    (see :func:`_renyi_top`)."""
+    k_e, k_g = jax.random.split(key)
+    s = jnp.cumsum(jax.random.exponential(k_e, (j,), dtype))
+    return s / (s[-1] + jax.random.gamma(k_g, float(m + 1 - j), dtype=dtype))
+
+
+def _amse_curve(key, lxd, size: int, top: int, reps: int, batch: int):
+    """``mean over reps of (M2 - 2 M1^2)^2`` for ``k = 1 .. top`` over bootstrap resamples of
+    size ``size`` of the sample whose descending logarithms are ``lxd`` (each resample's top
+    ``top + 1`` drawn by :func:`_renyi_top`)."""
+    k = jnp.arange(1, top + 1)
 
     def one(key):
-        s = _desc(x[jax.random.randint(key, (size,), 0, n)])
-        m1, m2 = _log_moments(_log_spacings(s), k)
+        ls = _renyi_top(key, lxd, size, top + 1)
+        m1, m2 = _log_moments(ls[0] - ls, k)
         return (m2 - 2.0 * m1 * m1) ** 2
 
     keys = jax.random.split(key, reps)
@@ -450,7 +485,7 @@ def _amse_curve(key, x, size: int, reps: int, batch: int):
     def body(acc, kb):
         return acc + jnp.sum(jax.vmap(one)(kb), axis=0), None
 
-    acc = jnp.zeros(size - 1, x.dtype)
+    acc = jnp.zeros(top, lxd.dtype)
     if full:
         # (typed keys have no trailing data axis, raw uint32 keys have one: keep it as it is)
         acc, _ = jax.lax.scan(body, acc, keys[:full].reshape((full // batch, batch) + keys.shape[1:]))
@@ -459,7 +494,21 @@ def _amse_curve(key, x, size: int, reps: int, batch: int):
     return acc / reps
 
 
-_amse_jit = jax.jit(_amse_curve, static_argnums=(2, 3, 4))
+_amse_jit = jax.jit(_amse_curve, static_argnums=(2, 3, 4, 5))
+
+
+def _search_cap(m: int) -> int:
+    """The largest ``k`` the criterion is first computed for at subsample size ``m``:
+    ``min(m - 1, max(4 MIN_K, ceil(4 m^(2/3))))``.
+
+    Hill's mean-squared-error-optimal ``k`` at sample size ``m`` grows like
+    ``m^(2|rho| / (1 + 2|rho|))`` (Hall's second-order class, parameter ``rho < 0``), at most
+    ``m^(2/3)`` for ``|rho| <= 1`` (``|t_nu|``: ``rho = -2 / nu``), and the criterion's minimiser
+    like it; four times ``m^(2/3)`` leaves room for the constant.  When the minimiser lands in the
+    top 10% of the capped range (``|rho| > 1``, e.g. exact Pareto tails with no bias at any ``k``)
+    the curve is computed again over the whole range ``k = 1 .. m - 1``.
+    """
+    return min(m - 1, max(4 * MIN_K, math.ceil(4.0 * m ** (2.0 / 3.0))))
 
 
 def _argmin_range(amse: np.ndarray, lo: int, hi: int) -> int | None:
@@ -497,7 +546,20 @@ def hill_double_bootstrap(x, *, key, t_bootstrap: float = 0.5, r_bootstrap: int 
     draws ``r_bootstrap`` more resamples and averages them in); the resamples are drawn from
     ``key`` (the first subsample's with ``split(key)[0]``, the second's with ``[1]``) and
     vmapped; ``k`` is raised to 50 where ``k*`` is smaller (``k_star`` keeps the raw choice);
-    the default ``rho`` is the paper's, not Qi's.
+    the default ``rho`` is the paper's, not Qi's; the criterion is first computed for ``k`` up
+    to a cap, ``K = min(m - 1, max(200, ceil(4 m^(2/3))))`` (Hill's optimal ``k`` grows like
+    ``m^(2|rho| / (1 + 2|rho|))``, at most ``m^(2/3)`` for second-order ``|rho| <= 1``), and
+    over every ``k`` only when the minimiser lands within 10% of the cap (or the raised lower end
+    passes it; e.g. exact Pareto tails, whose criterion has no bias and falls to the largest
+    ``k``).
+
+    The resamples are not drawn and sorted: only each resample's top ``K + 1`` order statistics
+    enter the criterion, and they are drawn directly with exactly the bootstrap's joint law.
+    Math: a resample point is ``X_asc[floor(n U)]`` (``U`` uniform), so its ``i``-th largest is
+    ``X_desc[floor(n V_(i))]`` with ``V_(i)`` the ``i``-th smallest of ``m`` uniforms, and
+    (Rényi) ``V_(i) = S_i / (S_(K+1) + G)``, ``i <= K + 1``, with ``S_i`` the partial sums of
+    i.i.d. ``Exp(1)`` and ``G ~ Gamma(m - K)`` independent: ``O(K)`` work per resample (one host
+    sort of ``x``), no ``O(m log m)`` sort.
 
     Args:
         x: the sample (one-dimensional, positive in the tail, at least 200 points).
@@ -539,17 +601,33 @@ def hill_double_bootstrap(x, *, key, t_bootstrap: float = 0.5, r_bootstrap: int 
     if n2 < 4 * MIN_K // 2:
         raise ValueError(f"{owner}: the second subsample (n2 = {n2}) is too small; raise "
                          f"t_bootstrap or pass more data")
-    batch = max(1, min(reps, 4_000_000 // n1))
     k_a, k_b = jax.random.split(key)
-    xf = as_float(x)
-    amse1 = np.asarray(_amse_jit(k_a, xf, n1, reps, batch))
-    amse2 = np.asarray(_amse_jit(k_b, xf, n2, reps, batch))
+    xd = np.sort(np.asarray(x))[::-1].copy()  # one host sort; the resamples need none
+    lxd = as_float(np.log(xd))
     top1 = int(np.argmin(np.abs(np.linspace(1.0 / n1, 1.0, n1) - eps_stop)))
     top2 = int(np.argmin(np.abs(np.linspace(1.0 / n2, 1.0, n2) - eps_stop)))
+
+    def curve(k_m, m, cap):
+        batch = max(1, min(reps, 4_000_000 // cap))
+        return np.asarray(_amse_jit(k_m, lxd, m, cap, reps, batch))
+
+    amse1 = curve(k_a, n1, _search_cap(n1))
+    amse2 = curve(k_b, n2, _search_cap(n2))
+
+    def near_cap(amse, kk, lo, m):
+        # the minimiser in the top 10% of a capped range (or the range emptied): search all k
+        return amse.size < m - 1 and (kk is None or kk > 0.9 * amse.size or lo >= amse.size)
+
     lo1 = lo2 = 1
     while True:
-        k1 = _argmin_range(amse1, lo1, top1)
-        k2 = _argmin_range(amse2, lo2, top2)
+        k1 = _argmin_range(amse1, lo1, min(top1, amse1.size))
+        k2 = _argmin_range(amse2, lo2, min(top2, amse2.size))
+        if near_cap(amse1, k1, lo1, n1):
+            amse1 = curve(k_a, n1, n1 - 1)
+            continue
+        if near_cap(amse2, k2, lo2, n2):
+            amse2 = curve(k_b, n2, n2 - 1)
+            continue
         if k1 is None or k2 is None:
             raise ValueError(f"{owner}: no minimum of the bootstrapped criterion with k2 < k1 "
                              "(the search ranges emptied); the tail may not be a power law")
@@ -564,6 +642,7 @@ def hill_double_bootstrap(x, *, key, t_bootstrap: float = 0.5, r_bootstrap: int 
         rho = (2.0 * (ln1 / l1 - 1.0)) ** (l1 / ln1 - 1.0)
     k_star = int(round(k1 * k1 / k2 * rho))
     k = min(max(k_star, MIN_K), n - 1)
-    est = hill(x, k)
+    m1, se, threshold = _hill_desc_jit(as_float(xd), jnp.asarray(k))  # = hill(x, k), sorted here
+    est = _result(m1, se, k, threshold, n)
     return DoubleBootstrap(est.estimate, est.ci, est.se, k, est.threshold, n, k_star, k1, k2,
                            n1, n2, amse1, amse2)
