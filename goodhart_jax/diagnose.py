@@ -81,7 +81,7 @@ class TailReport(NamedTuple):
             index and its 95% interval.
         gpd_scale: the fitted GPD scale ``sigma`` of the excesses.
         hill, hill_ci, hill_k: Hill's estimate at the double bootstrap's ``k`` (``None`` when
-            ``xi <= 0`` or the bootstrap found no minimum).
+            ``xi <= 0``, or the bootstrap found no minimum or one past half the positive scores).
         moments, moments_ci: the moment estimator at ``k`` and its interval.
         c, c_ci: the Weibull-tail coefficient at ``k`` and its interval.
         tail: ``"light"``, ``"exponential"`` or ``"heavy"``.
@@ -295,13 +295,14 @@ def _tail_report(name: str, x: np.ndarray, key, progress_cb=None) -> TailReport:
             idx = np.asarray(jax.random.choice(key, npos, (cap,), replace=False))
             sub = pos[np.sort(idx)]
         try:
-            # a raw uint32 key: hill_double_bootstrap's batched reshape rejects typed key arrays
-            db = hill_double_bootstrap(sub, key=jax.random.key_data(jax.random.fold_in(key, 1)),
-                                       r_bootstrap=200)
+            db = hill_double_bootstrap(sub, key=jax.random.fold_in(key, 1), r_bootstrap=200)
             kk = db.k if npos <= cap else int(round(db.k * (npos / cap) ** (2.0 / 3.0)))
             kk = int(min(max(kk, MIN_K), npos - 1))
-            h = hill(pos[npos - min(npos, kk + 1):] if kk + 1 <= npos else pos, kk)
-            hill_est, hill_ci, hill_k = float(h.estimate), (float(h.ci[0]), float(h.ci[1])), kk
+            # a k past half the positive scores is no tail choice (the criterion fell to the
+            # end of its range, e.g. on tied, discrete scores): no Hill opinion then
+            if kk <= npos // 2:
+                h = hill(pos[npos - min(npos, kk + 1):] if kk + 1 <= npos else pos, kk)
+                hill_est, hill_ci, hill_k = float(h.estimate), (float(h.ci[0]), float(h.ci[1])), kk
         except ValueError:
             pass  # no minimum of the bootstrap criterion: reported as None
     if progress_cb:
