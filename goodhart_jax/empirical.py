@@ -27,9 +27,10 @@ free end.
 Tail fit (:func:`fit_generalized_pareto`): Grimshaw's (1993) reduction of the two-parameter
 likelihood to one dimension, in ``theta = xi / sigma``: for fixed ``theta`` the likelihood is
 maximised by ``xi(theta) = mean(log(1 + theta y))``, ``sigma = xi / theta``, leaving the profile
-``l(theta) = -k log sigma(theta) - k (1 + xi(theta))``; it is maximised over a grid spanning
-``theta > -1 / max y`` (``xi >= -1``, where the maximum likelihood estimate exists) and refined
-by golden-section search, then polished by Newton steps on the full likelihood.  Standard errors
+``l(theta) = -k log sigma(theta) - k (1 + xi(theta))``; a coarse 12-point grid spanning
+``theta > -1 / max y`` (``xi >= -1``, where the maximum likelihood estimate exists) brackets its
+maximum, safeguarded Newton steps on ``l'(theta)`` (bisection where a step would leave the
+bracket) find it, and Newton steps on the full likelihood polish it.  Standard errors
 come from the observed information (the inverse of the negative Hessian of the log-likelihood at
 the estimate); the 95% interval for ``xi`` is ``xi +- 1.96 se``.
 
@@ -176,49 +177,96 @@ def _profile(theta, y, k):
     return jnp.where(ok, ll, -jnp.inf), xi, sigma
 
 
-# the profile's grid, as fractions: theta in (-1/ymax, 0) by 1 + theta ymax from 1e-12 to ~1
-# (times 1/ymax), and -theta ybar from 1e-8 to 0.999 ybar/ymax; theta > 0: theta ybar to 1e6
-# (34 points, about one per decade, where the host version before took 480: the golden-section
-# search refines within the bracket of the best grid point, and the Newton polish converges to
-# the maximum from there; on the check sets the estimates matched the 480-point version's to 2e-8)
-_NEG_NEAR = -(1.0 - np.logspace(-12, 0, 12)[::-1][:-1])
-_NEG_SMALL = np.linspace(0.0, 1.0, 6)
-_POS = np.logspace(-8, 6, 15)
-_GOLDEN_STEPS = 56
+# the profile's coarse grid (12 points): theta in (-1/ymax, 0) by 1 + theta ymax in
+# {1e-12, 1e-6, 1e-3, 0.1, 0.5, 0.9} (times 1/ymax), -1e-4/ybar, 0, and theta ybar in
+# {1e-2, 1, 1e2, 1e6}: it brackets the maximum, which safeguarded Newton steps on the profile's
+# score then find (each step one pass over the excesses; the 34-point grid and 56 golden-section
+# steps before took ~90 passes).  On 101 check cases (GPD xi from -0.9 to 2, k from 30 to
+# 10,000, and the tails of exponential, normal, |t(2)|, uniform and lognormal samples) the
+# estimates matched the grid-and-golden-section version's to 1.6e-8 (xi relative to
+# max(1, |xi|), sigma relative) with log-likelihoods equal to 2e-15 relative
+# (tests/test_empirical.py::test_gpd_fit_matches_the_grid_search and its slow version)
+_NEG_W = np.array([1e-12, 1e-6, 1e-3, 0.1, 0.5, 0.9])
+_POS = np.array([1e-2, 1.0, 1e2, 1e6])
+_PROFILE_STEPS = 50
+_TERMS = 9  # series terms for |z| < 0.01 (the remainder is below 1e-18)
+_C_LOG = np.array([(-1) ** j / (j + 1) for j in range(_TERMS)])
+_C_F1 = np.array([(-1) ** j * (j + 1) / (j + 2) for j in range(_TERMS)])
+_C_G3 = np.array([(-1) ** (j + 3) * (j + 2) * (j + 1) / (j + 3) for j in range(_TERMS)])
+
+
+def _horner(coef, z):
+    p = jnp.full_like(z, coef[-1])
+    for c in coef[-2::-1]:
+        p = p * z + c
+    return p
+
+
+def _profile_score(theta, y, k):
+    """``(ok, l'(theta) / k, l''(theta) / k)`` for Grimshaw's profile at a scalar ``theta``
+    (``ok``: the profile is finite there, as :func:`_profile` says), in one pass.
+
+    Math: with ``z = theta y``, ``sigma = mean(y log1p(z) / z)``, ``A = mean(y^2 f1(z))``:
+    ``l' / k = A / sigma - mean(y / (1 + z))`` and
+    ``l'' / k = mean(y^3 g3(z)) / sigma + (A / sigma)^2 + mean(y^2 / (1 + z)^2)``
+    (``xi - theta xi' = theta^2 A`` and ``sigma' = -A``; stable through ``theta = 0``).
+    """
+    z = theta * y
+    zs = jnp.where(z > -1.0, z, 0.0)
+    small = jnp.abs(zs) < 0.01
+    zd = jnp.where(small, 0.5, zs)
+    lg = jnp.log1p(zd)
+    ad = 1.0 / (1.0 + zd)
+    r = 1.0 / zd
+    w = lg - zd * ad
+    lo = jnp.where(small, _horner(_C_LOG, zs), lg * r)
+    f1 = jnp.where(small, _horner(_C_F1, zs), w * r * r)
+    g3 = jnp.where(small, _horner(_C_G3, zs), (-2.0 * w + zd * zd * ad * ad) * r * r * r)
+    a = 1.0 / (1.0 + zs)
+    yy = y * y
+    sigma = jnp.sum(y * lo) / k
+    ratio = jnp.sum(yy * f1) / k / sigma
+    ok = jnp.all(z > -1.0) & (sigma > 0) & jnp.isfinite(_profile(theta, y, k)[0])
+    return (ok, ratio - jnp.sum(y * a) / k,
+            jnp.sum(yy * y * g3) / k / sigma + ratio * ratio + jnp.sum(yy * a * a) / k)
 
 
 def _gpd_fit_kernel(y, k, ybar, ymax, polish_steps: int):
-    """The fit on zero-padded excesses ``y`` (jitted per padded length): profile grid, golden
-    section, Newton polish; returns ``(xi, sigma, loglik, hessian)``."""
-    lo_small, hi_small = jnp.log(1e-8 / ybar), jnp.log(0.999 / ymax)
-    grid = jnp.concatenate([
-        jnp.asarray(_NEG_NEAR) / ymax,
-        -jnp.exp(lo_small + jnp.asarray(_NEG_SMALL) * (hi_small - lo_small)),
-        jnp.zeros(1),
-        jnp.asarray(_POS) / ybar])
-    grid = jnp.sort(grid)
+    """The fit on zero-padded excesses ``y`` (jitted per padded length): a coarse profile grid,
+    safeguarded Newton on the profile's score, Newton polish; returns
+    ``(xi, sigma, loglik, hessian)``."""
+    grid = jnp.sort(jnp.concatenate([
+        -(1.0 - jnp.asarray(_NEG_W)) / ymax,
+        jnp.stack([-1e-4 / ybar, jnp.zeros(())]),
+        jnp.asarray(_POS) / ybar]))
     ll, _, _ = _profile(grid, y, k)
     i = jnp.argmax(ll)
-    a, b = grid[jnp.maximum(i - 1, 0)], grid[jnp.minimum(i + 1, grid.size - 1)]
-    gr = (math.sqrt(5.0) - 1.0) / 2.0
-    c, d = b - gr * (b - a), a + gr * (b - a)
-    fc, fd = _profile(jnp.stack([c, d]), y, k)[0]
+    t0 = grid[i]
 
-    def golden(_, s):
-        a, b, c, d, fc, fd = s
-        left = fc >= fd
-        # left: (a, b, c, d) -> (a, d, b - gr (d - a), c); right: -> (c, b, d, c + gr (b - c))
-        na, nb = jnp.where(left, a, c), jnp.where(left, d, b)
-        nc = jnp.where(left, nb - gr * (nb - na), d)
-        nd = jnp.where(left, c, na + gr * (nb - na))
-        new = jnp.where(left, nc, nd)
-        fnew = _profile(new, y, k)[0]
-        nfc = jnp.where(left, fnew, fd)
-        nfd = jnp.where(left, fc, fnew)
-        return na, nb, nc, nd, nfc, nfd
+    def newton(s):
+        it, a, b, t, _ = s
+        ok, g, h = _profile_score(t, y, k)
+        # the maximum is right of t where the score is positive or t is outside the domain
+        # (only small theta are: xi(theta) < -1 or 1 + theta y <= 0)
+        right = ~ok | (g > 0)
+        a, b = jnp.where(right, t, a), jnp.where(right, b, t)
+        step = t - g / h
+        inside = ok & (h < 0) & jnp.isfinite(step) & (step > a) & (step < b)
+        done = inside & (jnp.abs(step - t) <= 1e-9 * jnp.abs(t)) | (ok & (g == 0))
+        # else bisect: geometrically in 1 + theta ymax near -1/ymax, in theta for one sign
+        wm = (jnp.sqrt(jnp.abs((1.0 + a * ymax) * (1.0 + b * ymax))) - 1.0) / ymax
+        gm = jnp.sign(a) * jnp.sqrt(jnp.abs(a * b))
+        mid = jnp.where(a * b > 0, jnp.where((a < 0) & (1.0 + b * ymax < 0.5), wm, gm),
+                        0.5 * (a + b))
+        return it + 1, a, b, jnp.where(inside, step, mid), done
 
-    a, b, c, d, fc, fd = jax.lax.fori_loop(0, _GOLDEN_STEPS, golden, (a, b, c, d, fc, fd))
-    lls, xis, sigmas = _profile(jnp.stack([grid[i], c, d]), y, k)
+    _, a, b, t, _ = jax.lax.while_loop(
+        lambda s: (s[0] < _PROFILE_STEPS) & ~s[4], newton,
+        (jnp.zeros((), jnp.int32), grid[jnp.maximum(i - 1, 0)],
+         grid[jnp.minimum(i + 1, grid.size - 1)], t0, jnp.zeros((), bool)))
+    # the bracket's ends too: where the maximum is at the domain's edge (xi -> -1), the last
+    # point inside it
+    lls, xis, sigmas = _profile(jnp.stack([t0, t, a, b]), y, k)
     j = jnp.argmax(lls)
     fin = jnp.isfinite(lls[j])  # no finite profile value: the exponential law
     xi = jnp.where(fin, xis[j], 0.0)
@@ -264,8 +312,9 @@ def fit_generalized_pareto(excesses, *, polish_steps: int = 6) -> tuple[float, f
 
     Math: ``S(y) = (1 + xi y / sigma)^(-1/xi)``; Grimshaw's (1993) profile likelihood in
     ``theta = xi / sigma`` (``xi(theta) = mean log(1 + theta y)``, ``sigma = xi / theta``),
-    maximised over ``theta > -1 / max y`` with ``xi >= -1`` (a grid, then golden-section
-    search), then Newton steps on ``(xi, sigma)``; covariance: the inverse observed information.
+    maximised over ``theta > -1 / max y`` with ``xi >= -1`` (a coarse grid, then safeguarded
+    Newton steps on its derivative), then Newton steps on ``(xi, sigma)``; covariance: the
+    inverse observed information.
 
     Runs as one compiled float64 JAX program (whatever ``jax_enable_x64`` says) on the
     excesses zero-padded to the next length of 64, 96, 128, 192, 256, ... (a zero excess adds

@@ -345,3 +345,125 @@ def test_conditional_value_within_two_percent_1e6(name, role, request):
     ref = np.asarray(gj.conditional_value(*pair, jnp.asarray(t)))
     got = np.asarray(gj.conditional_value(*emp, jnp.asarray(t)))
     assert np.all(np.abs(got / ref - 1) < 0.02), got / ref - 1
+
+
+# --- the profile search against the grid-and-golden-section version it replaced (issue #16) ---
+
+_REF_NEG_NEAR = -(1.0 - np.logspace(-12, 0, 12)[::-1][:-1])
+_REF_NEG_SMALL = np.linspace(0.0, 1.0, 6)
+_REF_POS = np.logspace(-8, 6, 15)
+
+
+def _reference_kernel(y, k, ybar, ymax):
+    """The fit before issue #16's change (verbatim but for names): a 34-point profile grid,
+    56 golden-section steps, then the same Newton polish; returns ``(xi, sigma, loglik)``."""
+    from goodhart_jax import empirical as E
+
+    lo_small, hi_small = jnp.log(1e-8 / ybar), jnp.log(0.999 / ymax)
+    grid = jnp.sort(jnp.concatenate([
+        jnp.asarray(_REF_NEG_NEAR) / ymax,
+        -jnp.exp(lo_small + jnp.asarray(_REF_NEG_SMALL) * (hi_small - lo_small)),
+        jnp.zeros(1), jnp.asarray(_REF_POS) / ybar]))
+    ll, _, _ = E._profile(grid, y, k)
+    i = jnp.argmax(ll)
+    a, b = grid[jnp.maximum(i - 1, 0)], grid[jnp.minimum(i + 1, grid.size - 1)]
+    gr = (math.sqrt(5.0) - 1.0) / 2.0
+    c, d = b - gr * (b - a), a + gr * (b - a)
+    fc, fd = E._profile(jnp.stack([c, d]), y, k)[0]
+
+    def golden(_, s):
+        a, b, c, d, fc, fd = s
+        left = fc >= fd
+        na, nb = jnp.where(left, a, c), jnp.where(left, d, b)
+        nc = jnp.where(left, nb - gr * (nb - na), d)
+        nd = jnp.where(left, c, na + gr * (nb - na))
+        fnew = E._profile(jnp.where(left, nc, nd), y, k)[0]
+        return na, nb, nc, nd, jnp.where(left, fnew, fd), jnp.where(left, fc, fnew)
+
+    a, b, c, d, fc, fd = jax.lax.fori_loop(0, 56, golden, (a, b, c, d, fc, fd))
+    lls, xis, sigmas = E._profile(jnp.stack([grid[i], c, d]), y, k)
+    j = jnp.argmax(lls)
+    fin = jnp.isfinite(lls[j])
+    xi, sigma = jnp.where(fin, xis[j], 0.0), jnp.where(fin, sigmas[j], ybar)
+    best = E._gpd_loglik(xi, sigma, y, k)
+
+    def polish(s):
+        i, xi, sigma, best, done = s
+        g, h = E._gpd_derivatives(xi, sigma, y, k)
+        det = h[0, 0] * h[1, 1] - h[0, 1] * h[1, 0]
+        dx = -(h[1, 1] * g[0] - h[0, 1] * g[1]) / det
+        ds = -(h[0, 0] * g[1] - h[1, 0] * g[0]) / det
+        xn, sn = xi + dx, sigma + ds
+        stop = done | ~(det != 0) | ~jnp.isfinite(dx) | ~jnp.isfinite(ds) | (xn < -1.0) | ~(sn > 0)
+        ln = E._gpd_loglik(jnp.where(stop, xi, xn), jnp.where(stop, sigma, sn), y, k)
+        stop = stop | ~(ln >= best)
+        return (i + 1, jnp.where(stop, xi, xn), jnp.where(stop, sigma, sn),
+                jnp.where(stop, best, ln), stop)
+
+    _, xi, sigma, best, _ = jax.lax.while_loop(
+        lambda s: (s[0] < 6) & ~s[4], polish,
+        (jnp.zeros((), jnp.int32), xi, sigma, best, jnp.zeros((), bool)))
+    return xi, sigma, best
+
+
+_reference_jit = jax.jit(_reference_kernel)
+
+
+def _reference_fit(y):
+    from goodhart_jax.empirical import _bucket
+    y = np.asarray(y, dtype=np.float64)
+    padded = np.zeros(_bucket(y.size))
+    padded[:y.size] = y
+    with jax.enable_x64(True):
+        out = _reference_jit(padded, float(y.size), float(y.mean()), float(y.max()))
+        return tuple(float(v) for v in out)
+
+
+def _check_cases(full: bool):
+    stats = pytest.importorskip("scipy.stats")
+    xis = (-0.9, -0.5, -0.1, 0.0, 0.2, 0.8, 2.0) if full else (-0.9, 0.0, 0.8, 2.0)
+    ks = (30, 100, 2155, 10_000) if full else (30, 60)
+    for xi in xis:
+        for k in ks:
+            for seed in ((0, 1) if full else (0,)):
+                rng = np.random.default_rng(seed * 1000 + k)
+                yield f"gpd({xi}) k={k} seed={seed}", stats.genpareto.rvs(xi, size=k, random_state=rng)
+    draws = {"exponential": lambda r, n: r.exponential(size=n),
+             "normal": lambda r, n: r.standard_normal(n),
+             "|t(2)|": lambda r, n: np.abs(r.standard_t(2, n)),
+             "uniform": lambda r, n: r.uniform(size=n),
+             "lognormal": lambda r, n: r.lognormal(size=n)}
+    # (the default run keeps to one padded length, 64: one compilation of each kernel)
+    sizes = ((100_000, 2155), (1_000_000, 10_000), (100_000, 100)) if full else ((20_000, 60),)
+    for name, draw in draws.items():
+        if not full and name == "exponential":
+            continue
+        for n, k in sizes:
+            for seed in ((0, 1, 2) if full else (2,)):
+                x = draw(np.random.default_rng(seed + 7 * k), n)
+                top = np.sort(np.partition(x, n - k - 1)[n - k - 1:])[::-1]
+                yield f"{name} n={n} k={k} seed={seed}", top[:k] - top[k]
+
+
+def _assert_matches_reference(full: bool):
+    # the same maximum as the grid-and-golden-section search: (xi, sigma) to 1e-7 (xi relative
+    # to max(1, |xi|): near xi = 0 the likelihood is flat at rounding level there) or a higher
+    # log-likelihood, and never a log-likelihood lower by more than 1e-9 relative
+    count = 0
+    for name, y in _check_cases(full):
+        xi, sigma, _, ll = fit_generalized_pareto(y)
+        rxi, rsigma, rll = _reference_fit(y)
+        gap = (ll - rll) / abs(rll)
+        close = abs(xi - rxi) <= 1e-7 * max(1.0, abs(rxi)) and abs(sigma - rsigma) <= 1e-7 * rsigma
+        assert (close or gap > 0) and gap >= -1e-9, (name, (xi, sigma, ll), (rxi, rsigma, rll))
+        count += 1
+    assert count == (101 if full else 12)
+
+
+def test_gpd_fit_matches_the_grid_search():
+    _assert_matches_reference(full=False)
+
+
+@pytest.mark.slow
+def test_gpd_fit_matches_the_grid_search_everywhere():
+    _assert_matches_reference(full=True)
