@@ -64,6 +64,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.scipy.special import ndtri
 import numpy as np
 
 from goodhart_jax.distributions import FAMILIES, POSITIVE, Constraint, Distribution, Tail
@@ -1088,8 +1089,6 @@ class Empirical(Distribution):
         m = self._a_masses.astype(dtype)
         c = self._scale_c(dtype)
         pc = jnp.clip(p, m[0], 1.0 - m[1])
-        from jax.scipy.special import ndtri
-
         low = pc <= 0.5
         z = jnp.where(low, ndtri(jnp.clip(_phi(zt[0]) + (pc - m[0]) / c, 0.0, 1.0)),
                       -ndtri(jnp.clip(_phi(-zt[-1]) + (1.0 - pc - m[1]) / c, 0.0, 1.0)))
