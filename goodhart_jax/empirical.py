@@ -30,7 +30,9 @@ maximised by ``xi(theta) = mean(log(1 + theta y))``, ``sigma = xi / theta``, lea
 ``l(theta) = -k log sigma(theta) - k (1 + xi(theta))``; a coarse 12-point grid spanning
 ``theta > -1 / max y`` (``xi >= -1``, where the maximum likelihood estimate exists) brackets its
 maximum, safeguarded Newton steps on ``l'(theta)`` (bisection where a step would leave the
-bracket) find it, and Newton steps on the full likelihood polish it.  Standard errors
+bracket) find it, and Newton steps on the full likelihood polish it.  Above 512 excesses that
+search runs on a strided subsample of 256 only, to start plain Newton steps over all of them
+(one fused pass each, 5-6 in all), and runs on all of them only where those do not converge.  Standard errors
 come from the observed information (the inverse of the negative Hessian of the log-likelihood at
 the estimate); the 95% interval for ``xi`` is ``xi +- 1.96 se``.
 
@@ -204,16 +206,19 @@ def _horner(coef, z):
 
 
 def _profile_score(theta, y, k):
-    """``(ok, l'(theta) / k, l''(theta) / k)`` for Grimshaw's profile at a scalar ``theta``
-    (``ok``: the profile is finite there, as :func:`_profile` says), in one pass.
+    """``(ok, l/k, l'/k, l''/k, xi, sigma)`` of Grimshaw's profile at a scalar ``theta`` in one
+    fused pass (``ok``: the profile is finite there, as :func:`_profile` says; every sum is one
+    row of a single reduction, so the excesses are read once).
 
-    Math: with ``z = theta y``, ``sigma = mean(y log1p(z) / z)``, ``A = mean(y^2 f1(z))``:
+    Math: with ``z = theta y``, ``sigma = mean(y log1p(z) / z)``, ``xi = theta sigma``,
+    ``A = mean(y^2 f1(z))``: ``l / k = -log sigma - 1 - xi``,
     ``l' / k = A / sigma - mean(y / (1 + z))`` and
     ``l'' / k = mean(y^3 g3(z)) / sigma + (A / sigma)^2 + mean(y^2 / (1 + z)^2)``
     (``xi - theta xi' = theta^2 A`` and ``sigma' = -A``; stable through ``theta = 0``).
     """
     z = theta * y
-    zs = jnp.where(z > -1.0, z, 0.0)
+    inside = z > -1.0
+    zs = jnp.where(inside, z, 0.0)
     small = jnp.abs(zs) < 0.01
     zd = jnp.where(small, 0.5, zs)
     lg = jnp.log1p(zd)
@@ -225,17 +230,21 @@ def _profile_score(theta, y, k):
     g3 = jnp.where(small, _horner(_C_G3, zs), (-2.0 * w + zd * zd * ad * ad) * r * r * r)
     a = 1.0 / (1.0 + zs)
     yy = y * y
-    sigma = jnp.sum(y * lo) / k
-    ratio = jnp.sum(yy * f1) / k / sigma
-    ok = jnp.all(z > -1.0) & (sigma > 0) & jnp.isfinite(_profile(theta, y, k)[0])
-    return (ok, ratio - jnp.sum(y * a) / k,
-            jnp.sum(yy * y * g3) / k / sigma + ratio * ratio + jnp.sum(yy * a * a) / k)
+    sums = jnp.sum(jnp.stack([y * lo, yy * f1, y * a, yy * y * g3, yy * a * a,
+                              jnp.where(inside, 0.0, 1.0)]), axis=1)
+    sigma = sums[0] / k
+    xi = theta * sigma
+    ok = (sums[5] == 0) & (sigma > 0) & (xi >= -1.0)
+    ll = -jnp.log(jnp.where(ok, sigma, 1.0)) - 1.0 - xi
+    ok = ok & jnp.isfinite(ll)
+    ratio = sums[1] / k / sigma
+    return (ok, ll, ratio - sums[2] / k,
+            sums[3] / k / sigma + ratio * ratio + sums[4] / k, xi, sigma)
 
 
-def _gpd_fit_kernel(y, k, ybar, ymax, polish_steps: int):
-    """The fit on zero-padded excesses ``y`` (jitted per padded length): a coarse profile grid,
-    safeguarded Newton on the profile's score, Newton polish; returns
-    ``(xi, sigma, loglik, hessian)``."""
+def _gpd_fit_robust(y, k, ybar, ymax, polish_steps: int):
+    """The fit on zero-padded excesses ``y``: a coarse profile grid, safeguarded Newton on the
+    profile's score, Newton polish; returns ``(xi, sigma, loglik, hessian)``."""
     grid = jnp.sort(jnp.concatenate([
         -(1.0 - jnp.asarray(_NEG_W)) / ymax,
         jnp.stack([-1e-4 / ybar, jnp.zeros(())]),
@@ -246,7 +255,7 @@ def _gpd_fit_kernel(y, k, ybar, ymax, polish_steps: int):
 
     def newton(s):
         it, a, b, t, _ = s
-        ok, g, h = _profile_score(t, y, k)
+        ok, _, g, h, _, _ = _profile_score(t, y, k)
         # the maximum is right of t where the score is positive or t is outside the domain
         # (only small theta are: xi(theta) < -1 or 1 + theta y <= 0)
         right = ~ok | (g > 0)
@@ -266,8 +275,11 @@ def _gpd_fit_kernel(y, k, ybar, ymax, polish_steps: int):
         (jnp.zeros((), jnp.int32), grid[jnp.maximum(i - 1, 0)],
          grid[jnp.minimum(i + 1, grid.size - 1)], t0, jnp.zeros((), bool)))
     # the bracket's ends too: where the maximum is at the domain's edge (xi -> -1), the last
-    # point inside it
-    lls, xis, sigmas = _profile(jnp.stack([t0, t, a, b]), y, k)
+    # point inside it (judged by the score's own ``ok``, as the steps were: near ``xi = -1``
+    # another rounding of ``sigma`` can put a point on the other side of the edge)
+    oks, lls, _, _, xis, sigmas = jax.vmap(_profile_score, (0, None, None))(
+        jnp.stack([t0, t, a, b]), y, k)
+    lls = jnp.where(oks, lls, -jnp.inf)
     j = jnp.argmax(lls)
     fin = jnp.isfinite(lls[j])  # no finite profile value: the exponential law
     xi = jnp.where(fin, xis[j], 0.0)
@@ -296,6 +308,58 @@ def _gpd_fit_kernel(y, k, ybar, ymax, polish_steps: int):
     return xi, sigma, best, h
 
 
+# the fast path's start: the robust fit of a strided subsample of at most this many excesses
+_SUBSAMPLE = 256
+_FAST_STEPS = 8
+
+
+def _gpd_fit_kernel(y, k, ybar, ymax, polish_steps: int):
+    """The fit on zero-padded excesses ``y`` (jitted per padded length); returns
+    ``(xi, sigma, loglik, hessian)``.
+
+    Up to ``2 * _SUBSAMPLE`` padded excesses: :func:`_gpd_fit_robust`.  Above, a fast path: the
+    robust fit of every ``s``-th excess (``s = size // _SUBSAMPLE``) starts plain Newton steps on
+    the profile's score over all of them, each one fused pass; when they converge
+    (``|step| <= 1e-10 |theta| + 1e-12 / mean y``, every step inside the domain with
+    ``l'' < 0``) the profile point there is the estimate (5-6 passes instead of ~15); otherwise
+    (e.g. ``xi`` at the edge ``-1``, or a subsample that misleads) the robust fit of all of them
+    (``lax.cond``: only one branch runs).  On 101 check cases the estimates equal the robust
+    fit's to 1e-9 (tests/test_empirical.py::test_gpd_fit_matches_the_grid_search).
+    """
+    size = y.shape[0]
+    if size <= 2 * _SUBSAMPLE:
+        return _gpd_fit_robust(y, k, ybar, ymax, polish_steps)
+    stride = size // _SUBSAMPLE
+    ys = y[::stride]
+    ks = jnp.ceil(k / stride)  # the subsample's real (unpadded) excesses
+    ybar_s, ymax_s = jnp.sum(ys) / ks, jnp.max(ys)
+    usable = (ybar_s > 0) & (ymax_s > 0)
+    xi_s, sigma_s, _, _ = _gpd_fit_robust(ys, ks, jnp.where(usable, ybar_s, ybar),
+                                          jnp.where(usable, ymax_s, ymax), 0)
+    t0 = jnp.where(usable & (sigma_s > 0), xi_s / sigma_s, 0.0)
+    tol = 1e-12 / ybar
+
+    def step(s):
+        it, t, _, _, _, _, _ = s
+        ok, ll, g, h, xi, sigma = _profile_score(t, y, k)
+        tn = t - g / h
+        good = ok & (h < 0) & jnp.isfinite(tn) & (1.0 + tn * ymax > 0)
+        conv = good & (jnp.abs(tn - t) <= 1e-10 * jnp.abs(t) + tol)
+        return it + 1, jnp.where(good & ~conv, tn, t), ~good, conv, xi, sigma, ll
+
+    zero = jnp.zeros(())
+    _, _, _, conv, xi, sigma, ll = jax.lax.while_loop(
+        lambda s: (s[0] < _FAST_STEPS) & ~s[2] & ~s[3], step,
+        (jnp.zeros((), jnp.int32), t0, jnp.zeros((), bool), jnp.zeros((), bool), zero, zero, zero))
+
+    def fast(_):
+        _, h = _gpd_derivatives(xi, sigma, y, k)
+        return xi, sigma, k * ll, h
+
+    return jax.lax.cond(conv, fast, lambda _: _gpd_fit_robust(y, k, ybar, ymax, polish_steps),
+                        None)
+
+
 _gpd_fit_jit = jax.jit(_gpd_fit_kernel, static_argnums=(4,))
 
 
@@ -315,7 +379,9 @@ def fit_generalized_pareto(excesses, *, polish_steps: int = 6) -> tuple[float, f
     ``theta = xi / sigma`` (``xi(theta) = mean log(1 + theta y)``, ``sigma = xi / theta``),
     maximised over ``theta > -1 / max y`` with ``xi >= -1`` (a coarse grid, then safeguarded
     Newton steps on its derivative), then Newton steps on ``(xi, sigma)``; covariance: the
-    inverse observed information.
+    inverse observed information.  Above 512 excesses (padded), that search runs on every
+    ``s``-th excess only (256 of them) and starts Newton steps on the profile of all of them,
+    which are kept where they converge; otherwise the search runs on all of them.
 
     Runs as one compiled float64 JAX program (whatever ``jax_enable_x64`` says) on the
     excesses zero-padded to the next length of 64, 96, 128, 192, 256, ... (a zero excess adds
@@ -324,7 +390,8 @@ def fit_generalized_pareto(excesses, *, polish_steps: int = 6) -> tuple[float, f
 
     Args:
         excesses: the excesses ``y >= 0`` (at least 30, not all equal).
-        polish_steps: Newton steps on the full likelihood after the profile search.
+        polish_steps: Newton steps on the full likelihood after the profile search (where it
+            ran on all the excesses; the fast path's converged Newton steps need none).
 
     Returns:
         ``(xi, sigma, cov, loglik)``: ``cov`` the 2x2 covariance of ``(xi, sigma)`` (from the
