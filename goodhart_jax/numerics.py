@@ -5,6 +5,8 @@
 * :func:`log1p_ratio` and :func:`expm1_ratio`: ``log1p(xi a) / xi`` and ``expm1(xi a) / xi``,
   continuous (with their derivatives) through ``xi = 0``, where they tend to ``a``;
 * :func:`two_sum` and :func:`two_prod`: error-free sums and products (``a + b = s + e`` exactly);
+* :func:`prefix_sum`: a cumulative sum by blocked triangular matrix products (about twice as fast
+  as ``jnp.cumsum`` on a CPU, where that is a log-depth scan);
 * :func:`float_dtype` and :func:`as_float`: the one promotion rule (integers become the default
   float, floats keep their own dtype);
 * :func:`newton_polish`: safeguarded Newton ascent on a scalar function;
@@ -131,6 +133,34 @@ def two_sum(a, b) -> tuple[jax.Array, jax.Array]:
     bb = s - a
     e = (a - (s - bb)) + (b - bb)
     return s, e
+
+
+def prefix_sum(a, axis: int = -1, block: int = 32) -> jax.Array:
+    """The cumulative sum of ``a`` along ``axis``, by blocks: within each block of ``block``
+    entries one product with an upper-triangular matrix of ones, then each block's offset (the
+    cumulative sum of the block totals, ``jnp.cumsum`` over ``n / block`` entries).
+
+    Same values as ``jnp.cumsum`` up to rounding (each entry is a sum of at most ``block``
+    products plus an offset: errors of the order of ``eps`` times the partial sums' magnitudes,
+    as ``cumsum``'s own); XLA runs the products as matrix multiplies, about twice as fast on a
+    CPU as its log-depth scan.  Zero-padded to a whole number of blocks.
+
+    Math: ``out[.., b, j] = sum_{i <= j} a[.., b, i] + sum_{b' < b} sum_i a[.., b', i]``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> prefix_sum(jnp.arange(1.0, 6.0)).tolist()
+        [1.0, 3.0, 6.0, 10.0, 15.0]
+    """
+    a = jnp.moveaxis(jnp.asarray(a), axis, -1)
+    n = a.shape[-1]
+    nb = -(-n // block)
+    x = jnp.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, nb * block - n)])
+    x = x.reshape(a.shape[:-1] + (nb, block))
+    within = x @ jnp.triu(jnp.ones((block, block), x.dtype))
+    totals = within[..., -1]
+    out = within + (jnp.cumsum(totals, axis=-1) - totals)[..., None]
+    return jnp.moveaxis(out.reshape(a.shape[:-1] + (nb * block,))[..., :n], -1, axis)
 
 
 def two_prod(a, b) -> tuple[jax.Array, jax.Array]:

@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from goodhart_jax.empirical import fit_generalized_pareto
-from goodhart_jax.numerics import as_float, host_float, mean_estimate
+from goodhart_jax.numerics import as_float, host_float, mean_estimate, prefix_sum
 from goodhart_jax.validation import check_param, check_positive_int, is_concrete
 
 __all__ = ["MIN_K", "TailEstimate", "DoubleBootstrap", "hill", "hill_double_bootstrap",
@@ -151,8 +151,7 @@ def _log_moments(d, k):
     ``d_i = log(X_(1) / X_(i+1))`` (0-based, nondecreasing) of a descending sample; for each
     ``k``: ``M_j = mean_{i < k} (d_k - d_i)^j`` from cumulative sums.
     """
-    c1 = jnp.cumsum(d)
-    c2 = jnp.cumsum(d * d)
+    c1, c2 = prefix_sum(jnp.stack([d, d * d]))
     kf = k.astype(d.dtype)
     dk, s1, s2 = d[k], c1[k - 1] / kf, c2[k - 1] / kf
     m1 = dk - s1
@@ -464,7 +463,7 @@ def _renyi_uniforms(key, m: int, j: int, dtype):
     """The ``j`` smallest of ``m`` i.i.d. uniforms, ascending: ``S_i / (S_j + G)``, ``i <= j``
     (see :func:`_renyi_top`)."""
     k_e, k_g = jax.random.split(key)
-    s = jnp.cumsum(jax.random.exponential(k_e, (j,), dtype))
+    s = prefix_sum(jax.random.exponential(k_e, (j,), dtype))
     return s / (s[-1] + jax.random.gamma(k_g, float(m + 1 - j), dtype=dtype))
 
 
