@@ -10,19 +10,21 @@ On the same scores (``|T|`` for Student t with 2 degrees of freedom, ``xi = 1/2`
    each resample's top order statistics directly (Rényi's exponential spacings, ``O(k)`` per
    resample, the criterion for ``k <= 4 m^(2/3)`` unless its minimiser nears that cap),
    tailestim sorts every resample;
-2. peaks over threshold: ``gj.gpd_tail(x, k)`` against ``scipy.stats.genpareto.fit`` (``floc=0``)
-   on the same ``k = round(n^(2/3))`` excesses over ``X_(n-k)``, both including finding the top
-   ``k + 1`` (``np.partition``, as ``gpd_tail`` does); and the fits alone on the same excesses
-   (``goodhart_jax.empirical.fit_generalized_pareto`` against ``genpareto.fit``), with both
-   log-likelihoods;
+2. peaks over threshold: the fits alone on the same ``k = round(n^(2/3))`` excesses over
+   ``X_(n-k)`` (``goodhart_jax.empirical.fit_generalized_pareto`` against
+   ``scipy.stats.genpareto.fit`` with ``floc=0``), with both log-likelihoods; and from the scores,
+   ``gj.gpd_tail(x, k)`` (validation, the top ``k + 1`` found above a subsample's estimate of
+   the threshold, the fit, the interval) against ``np.partition`` plus ``genpareto.fit``;
 3. power-law fits: ``gj.powerlaw_fit(x)`` (``xmin`` chosen by the KS distance) against
-   ``powerlaw.Fit(x)``; powerlaw evaluates every distinct value as a candidate, each in
-   ``O(n)``, so its search is timed on the top 200 candidates (``xmin=(lo, hi)``) and
-   extrapolated per candidate to our candidate set (``powerlaw on ours``) and to all distinct
-   values (``powerlaw exhaustive``); and at a fixed ``xmin`` (ours also under ``jax.jit``).
+   ``powerlaw.Fit(x)``.  powerlaw evaluates every distinct value as a candidate (``1e5`` of them
+   here: hours), so its time per candidate is measured by octave of the tail size, on ranges
+   ``xmin=(lo, hi)`` of 10 candidates starting at two of our candidates per octave, and summed
+   over our candidates (``on ours``: the same search) and over all distinct values (``as
+   powerlaw.Fit(x) runs``); and both at a fixed ``xmin`` (ours also under ``jax.jit``).
 
-For ours: the warm call (best of ``k`` = 3, timed in turns with theirs; 2 for the double
-bootstrap at ``1e6``), the first call in a fresh process (empty compilation
+For ours: the warm call (the best of at least 3 calls timed in turns with theirs, and of more
+while the turns take under a second, as ``timeit`` would: hundreds for a call of a millisecond;
+2 for the double bootstrap at ``1e6``), the first call in a fresh process (empty compilation
 cache; includes compiling) and, where the call jits, the same work under ``jax.jit``.  Whether
 the estimates agree within our 95% intervals is printed.  Numbers are saved to
 ``results/bench_diagnose/bench.json``.
@@ -65,15 +67,20 @@ def _best(fn, repeats: int) -> tuple[float, object]:
     return best, out
 
 
-def _interleaved(ours, theirs, repeats: int) -> tuple[float, object, float, object]:
+def _interleaved(ours, theirs, repeats: int, budget_s: float = 1.0,
+                 most: int = 200) -> tuple[float, object, float, object]:
     """Best times of ``ours()`` and ``theirs()`` called in turns (a slow spell of a shared
-    machine hits both), with their last results."""
+    machine hits both), with their last results: at least ``repeats`` turns, more (up to
+    ``most``) while the turns so far took under ``budget_s`` seconds, so that calls of a
+    millisecond are timed hundreds of times, as ``timeit`` would, and slow ones a few."""
     t_ours = t_theirs = math.inf
     out_ours = out_theirs = None
-    for _ in range(repeats):
+    spent, turns = 0.0, 0
+    while turns < repeats or (spent < budget_s and turns < most):
         t_o, out_ours = _best(ours, 1)
         t_t, out_theirs = _best(theirs, 1)
         t_ours, t_theirs = min(t_ours, t_o), min(t_theirs, t_t)
+        spent, turns = spent + t_o + t_t, turns + 1
     return t_ours, out_ours, t_theirs, out_theirs
 
 
@@ -130,13 +137,14 @@ def _gpd(x, n: int, repeats: int) -> dict:
     from goodhart_jax.empirical import fit_generalized_pareto
 
     k = round(n ** (2.0 / 3.0))
-    top = np.sort(np.partition(x, n - k - 1)[n - k - 1:])[::-1]
-    y = top[:k] - top[k]  # the excesses both fits get
+    top = np.sort(np.partition(x, n - k - 1)[n - k - 1:])
+    y = top[1:] - top[0]  # the excesses both fits get (ascending)
 
     def theirs():
-        # the same extraction as ours (the top k + 1 by np.partition), then SciPy's fit
-        t = np.sort(np.partition(x, n - k - 1)[n - k - 1:])[::-1]
-        return stats.genpareto.fit(t[:k] - t[k], floc=0)
+        # the top k + 1 by np.partition (a user's np.quantile partitions too), then SciPy's fit
+        t = np.partition(x, n - k - 1)[n - k - 1:]
+        u = t.min()
+        return stats.genpareto.fit(t[t > u] - u, floc=0)
 
     gj.gpd_tail(x, k)
     t_ours, est, t_theirs, (c, _, _) = _interleaved(lambda: gj.gpd_tail(x, k), theirs, repeats)
@@ -152,27 +160,65 @@ def _gpd(x, n: int, repeats: int) -> dict:
             "agree": bool(lo <= c <= hi)}
 
 
+def _powerlaw_cost(x, tails: np.ndarray, per_stratum: int = 2, span: int = 10) -> dict:
+    """powerlaw's time per candidate ``xmin`` by octave of the tail size, measured on the
+    candidates themselves: for up to ``per_stratum`` of our candidates per octave, one
+    ``powerlaw.Fit(x, xmin=(v, w))`` over the ``span`` distinct values from ``v`` up (powerlaw
+    skips the last value of a range, so ``span + 1`` values are passed, and it fits the winner
+    once more: the time is divided by ``span + 1``, the charitable reading)."""
+    import powerlaw
+
+    desc = np.sort(x[x > 0])[::-1]
+    distinct = np.unique(desc)[::-1]  # descending
+    octave = np.ceil(np.log2(tails)).astype(int)
+    cost = {}
+    for b in np.unique(octave):
+        group = tails[octave == b]
+        picks = group[np.unique(np.linspace(0, group.size - 1, per_stratum).round().astype(int))]
+        times = []
+        for m in picks:
+            v = desc[m - 1]
+            i = int(np.searchsorted(-distinct, -v))  # v's place among the distinct values
+            if i < span + 1:
+                continue  # too near the top for a range of span + 1 values above it
+            w = distinct[i - span - 1]  # the range holds v and the span values above it
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                powerlaw.Fit(x, xmin=(float(v), float(w)), verbose=0)
+            times.append((time.perf_counter() - start) / (span + 1))
+        if times:
+            cost[int(b)] = float(np.mean(times))
+    return cost
+
+
 def _powerlaw(x, n: int, repeats: int) -> dict:
     import jax
     import powerlaw
 
     import goodhart_jax as gj
-    from goodhart_jax.power_law import candidate_count
+    from goodhart_jax.power_law import candidate_tails
 
     gj.powerlaw_fit(x)
-    t_ours, fit = _best(lambda: gj.powerlaw_fit(x), repeats)
-    distinct = np.unique(x)
-    top = distinct[-201:]  # powerlaw on its top 200 candidates, extrapolated per candidate
+    t_ours, fit = _best(lambda: gj.powerlaw_fit(x), max(repeats, 5))
+    tails = candidate_tails(x)
+    cost = _powerlaw_cost(x, tails)
+    known = sorted(cost)
 
-    def theirs_top():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return powerlaw.Fit(x, xmin=(float(top[0]), float(top[-1])), verbose=0)
+    def per_candidate(m):  # the nearest measured octave's time
+        b = int(np.ceil(np.log2(m)))
+        return cost[min(known, key=lambda c: abs(c - b))]
 
-    t_top, _ = _best(theirs_top, 1)
-    per_candidate = t_top / 200
-    ours_candidates = candidate_count(x)
+    on_ours = float(sum(per_candidate(m) for m in tails))
+    # every distinct value (not the largest) a candidate, as powerlaw.Fit(x) evaluates them
+    desc = np.sort(x[x > 0])[::-1]
+    ends = np.flatnonzero(np.append(desc[:-1] > desc[1:], True)) + 1
+    ends = ends[desc[ends - 1] < desc[0]]
+    octs, counts = np.unique(np.ceil(np.log2(ends)).astype(int), return_counts=True)
+    exhaustive = float(sum(c * cost[min(known, key=lambda k: abs(k - b))]
+                           for b, c in zip(octs, counts)))
     xmin = fit.xmin
+
     def theirs_fixed():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -184,11 +230,12 @@ def _powerlaw(x, n: int, repeats: int) -> dict:
     jitted = jax.jit(lambda v, m: gj.powerlaw_fit(v, m))
     jax.block_until_ready(jitted(x, xmin))
     t_jit, _ = _best(lambda: jax.block_until_ready(jitted(x, xmin)), repeats)
-    return {"ours_search_s": t_ours, "ours_candidates": ours_candidates,
-            "powerlaw_per_candidate_s": per_candidate,
-            "powerlaw_on_ours_s": per_candidate * ours_candidates,
-            "powerlaw_exhaustive_s": per_candidate * (distinct.size - 1),
-            "speedup_vs_powerlaw_on_ours": per_candidate * ours_candidates / t_ours,
+    return {"ours_search_s": t_ours, "ours_candidates": int(tails.size),
+            "powerlaw_per_candidate_s_by_octave": {str(b): c for b, c in cost.items()},
+            "powerlaw_on_ours_s": on_ours, "powerlaw_exhaustive_s": exhaustive,
+            "powerlaw_exhaustive_candidates": int(ends.size),
+            "speedup_vs_powerlaw_on_ours": on_ours / t_ours,
+            "speedup_vs_powerlaw_exhaustive": exhaustive / t_ours,
             "ours_first_call": _fresh("gj.powerlaw_fit(x).alpha", n),
             "xmin": xmin, "alpha": fit.alpha, "alpha_se": fit.alpha_se, "n_tail": fit.n_tail,
             "fixed_xmin": {"ours_s": t_fixed, "ours_jit_s": t_jit, "powerlaw_s": t_fixed_theirs,
@@ -232,10 +279,12 @@ def main(quick: bool = False) -> int:
               f"{q['loglik_ours']:.6f}, scipy {q['loglik_scipy']:.6f}")
         f = p["fixed_xmin"]
         print(f"  power law, xmin search: ours {p['ours_search_s']:.3f} ({p['ours_candidates']} "
-              f"candidates; first call {p['ours_first_call']['first_call_s']:.2f}), powerlaw "
-              f"{p['powerlaw_per_candidate_s'] * 1e3:.2f} ms per candidate: on ours "
-              f"{p['powerlaw_on_ours_s']:.1f} ({p['speedup_vs_powerlaw_on_ours']:.0f}x), "
-              f"exhaustive {p['powerlaw_exhaustive_s']:.0f}; xmin {p['xmin']:.4g}, alpha "
+              f"candidates; first call {p['ours_first_call']['first_call_s']:.2f}); powerlaw "
+              f"timed per candidate by octave of the tail: on our candidates "
+              f"{p['powerlaw_on_ours_s']:.1f} ({p['speedup_vs_powerlaw_on_ours']:.0f}x), as "
+              f"powerlaw.Fit(x) runs, on all {p['powerlaw_exhaustive_candidates']} distinct "
+              f"values {p['powerlaw_exhaustive_s']:.0f} "
+              f"({p['speedup_vs_powerlaw_exhaustive']:.0f}x); xmin {p['xmin']:.4g}, alpha "
               f"{p['alpha']:.4f} +- {p['alpha_se']:.4f} (n_tail {p['n_tail']})")
         print(f"  power law, fixed xmin: ours {f['ours_s']:.4f} (jit {f['ours_jit_s']:.4f}), "
               f"powerlaw.Fit {f['powerlaw_s']:.4f}: {f['speedup']:.2f}x; alpha "

@@ -206,9 +206,11 @@ def _horner(coef, z):
 
 
 def _profile_score(theta, y, k):
-    """``(ok, l/k, l'/k, l''/k, xi, sigma)`` of Grimshaw's profile at a scalar ``theta`` in one
-    fused pass (``ok``: the profile is finite there, as :func:`_profile` says; every sum is one
-    row of a single reduction, so the excesses are read once).
+    """``(ok, l/k, l'/k, l''/k, xi, sigma, H)`` of Grimshaw's profile at a scalar ``theta`` in
+    one fused pass (``ok``: the profile is finite there, as :func:`_profile` says; every sum is
+    one row of a single reduction, so the excesses are read once); ``H`` is the Hessian of the
+    full log-likelihood in ``(xi, sigma)`` at the profile's point ``(xi(theta), sigma(theta))``
+    (the same sums, as :func:`_gpd_derivatives` computes it).
 
     Math: with ``z = theta y``, ``sigma = mean(y log1p(z) / z)``, ``xi = theta sigma``,
     ``A = mean(y^2 f1(z))``: ``l / k = -log sigma - 1 - xi``,
@@ -238,8 +240,14 @@ def _profile_score(theta, y, k):
     ll = -jnp.log(jnp.where(ok, sigma, 1.0)) - 1.0 - xi
     ok = ok & jnp.isfinite(ll)
     ratio = sums[1] / k / sigma
+    # the full likelihood's Hessian there (u = y / sigma, so z = xi u): sums of u^p g(z)
+    su_a, su2_a2 = sums[2] / sigma, sums[4] / (sigma * sigma)
+    h_xx = sums[3] / sigma ** 3 + su2_a2
+    h_xs = (su_a - (1.0 + xi) * su2_a2) / sigma
+    h_ss = (k - 2.0 * (1.0 + xi) * su_a + xi * (1.0 + xi) * su2_a2) / (sigma * sigma)
+    hess = jnp.stack([jnp.stack([h_xx, h_xs]), jnp.stack([h_xs, h_ss])])
     return (ok, ll, ratio - sums[2] / k,
-            sums[3] / k / sigma + ratio * ratio + sums[4] / k, xi, sigma)
+            sums[3] / k / sigma + ratio * ratio + sums[4] / k, xi, sigma, hess)
 
 
 def _gpd_fit_robust(y, k, ybar, ymax, polish_steps: int):
@@ -255,7 +263,7 @@ def _gpd_fit_robust(y, k, ybar, ymax, polish_steps: int):
 
     def newton(s):
         it, a, b, t, _ = s
-        ok, _, g, h, _, _ = _profile_score(t, y, k)
+        ok, _, g, h, _, _, _ = _profile_score(t, y, k)
         # the maximum is right of t where the score is positive or t is outside the domain
         # (only small theta are: xi(theta) < -1 or 1 + theta y <= 0)
         right = ~ok | (g > 0)
@@ -277,7 +285,7 @@ def _gpd_fit_robust(y, k, ybar, ymax, polish_steps: int):
     # the bracket's ends too: where the maximum is at the domain's edge (xi -> -1), the last
     # point inside it (judged by the score's own ``ok``, as the steps were: near ``xi = -1``
     # another rounding of ``sigma`` can put a point on the other side of the edge)
-    oks, lls, _, _, xis, sigmas = jax.vmap(_profile_score, (0, None, None))(
+    oks, lls, _, _, xis, sigmas, _ = jax.vmap(_profile_score, (0, None, None))(
         jnp.stack([t0, t, a, b]), y, k)
     lls = jnp.where(oks, lls, -jnp.inf)
     j = jnp.argmax(lls)
@@ -340,24 +348,21 @@ def _gpd_fit_kernel(y, k, ybar, ymax, polish_steps: int):
     tol = 1e-12 / ybar
 
     def step(s):
-        it, t, _, _, _, _, _ = s
-        ok, ll, g, h, xi, sigma = _profile_score(t, y, k)
+        it, t = s[0], s[1]
+        ok, ll, g, h, xi, sigma, hess = _profile_score(t, y, k)
         tn = t - g / h
         good = ok & (h < 0) & jnp.isfinite(tn) & (1.0 + tn * ymax > 0)
         conv = good & (jnp.abs(tn - t) <= 1e-10 * jnp.abs(t) + tol)
-        return it + 1, jnp.where(good & ~conv, tn, t), ~good, conv, xi, sigma, ll
+        return it + 1, jnp.where(good & ~conv, tn, t), ~good, conv, xi, sigma, ll, hess
 
     zero = jnp.zeros(())
-    _, _, _, conv, xi, sigma, ll = jax.lax.while_loop(
+    _, _, _, conv, xi, sigma, ll, hess = jax.lax.while_loop(
         lambda s: (s[0] < _FAST_STEPS) & ~s[2] & ~s[3], step,
-        (jnp.zeros((), jnp.int32), t0, jnp.zeros((), bool), jnp.zeros((), bool), zero, zero, zero))
-
-    def fast(_):
-        _, h = _gpd_derivatives(xi, sigma, y, k)
-        return xi, sigma, k * ll, h
-
-    return jax.lax.cond(conv, fast, lambda _: _gpd_fit_robust(y, k, ybar, ymax, polish_steps),
-                        None)
+        (jnp.zeros((), jnp.int32), t0, jnp.zeros((), bool), jnp.zeros((), bool), zero, zero, zero,
+         jnp.zeros((2, 2))))
+    # converged: the profile's point is the estimate, its pass gave the Hessian too
+    return jax.lax.cond(conv, lambda _: (xi, sigma, k * ll, hess),
+                        lambda _: _gpd_fit_robust(y, k, ybar, ymax, polish_steps), None)
 
 
 _gpd_fit_jit = jax.jit(_gpd_fit_kernel, static_argnums=(4,))

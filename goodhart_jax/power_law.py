@@ -51,7 +51,7 @@ import numpy as np
 from goodhart_jax.numerics import host_float
 from goodhart_jax.validation import check_param, check_positive_int, is_concrete
 
-__all__ = ["PowerLawFit", "powerlaw_fit", "hurwitz_zeta", "candidate_count"]
+__all__ = ["PowerLawFit", "powerlaw_fit", "hurwitz_zeta", "candidate_count", "candidate_tails"]
 
 _Z_TERMS = 16
 # B_2j / (2j)!, j = 1..8
@@ -228,20 +228,32 @@ def _candidates(xd: np.ndarray, min_tail: int, per_octave: int) -> np.ndarray:
     return np.concatenate(keep)
 
 
-def candidate_count(x, *, min_tail: int = 10, per_octave: int = 128) -> int:
-    """The number of candidate ``xmin`` :func:`powerlaw_fit` evaluates for ``x``.
+def candidate_tails(x, *, min_tail: int = 10, per_octave: int = 128) -> np.ndarray:
+    """The tail sizes ``n_tail`` of the candidate ``xmin`` that :func:`powerlaw_fit` evaluates for
+    ``x`` (each candidate is ``xmin = `` the ``n_tail``-th largest positive point), ascending.
 
     Math: distinct values leaving at least ``min_tail`` points at or above them (not the
     largest), at most ``per_octave`` per octave of the tail size.
 
     Example:
+        >>> candidate_tails([1.0, 2.0, 2.0, 3.0] * 5, min_tail=2).tolist()
+        [15, 20]
+    """
+    xd = np.sort(np.asarray(host_float(x), dtype=np.float64))[::-1]
+    min_tail = check_positive_int("min_tail", min_tail, minimum=2, owner="candidate_tails")
+    per_octave = check_positive_int("per_octave", per_octave, owner="candidate_tails")
+    return _candidates(xd[xd > 0], min_tail, per_octave)
+
+
+def candidate_count(x, *, min_tail: int = 10, per_octave: int = 128) -> int:
+    """The number of candidate ``xmin`` :func:`powerlaw_fit` evaluates for ``x``
+    (:func:`candidate_tails`' length).
+
+    Example:
         >>> candidate_count([1.0, 2.0, 2.0, 3.0] * 5, min_tail=2)
         2
     """
-    xd = np.sort(np.asarray(host_float(x), dtype=np.float64))[::-1]
-    min_tail = check_positive_int("min_tail", min_tail, minimum=2, owner="candidate_count")
-    per_octave = check_positive_int("per_octave", per_octave, owner="candidate_count")
-    return int(_candidates(xd[xd > 0], min_tail, per_octave).size)
+    return int(candidate_tails(x, min_tail=min_tail, per_octave=per_octave).size)
 
 
 def _search(xd: np.ndarray, discrete: bool, min_tail: int, per_octave: int):

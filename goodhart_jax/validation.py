@@ -53,6 +53,8 @@ def check_param(
         if is_concrete(value):
             raise ValueError(f"{where}{name} must be a real number, got {value!r}")
         return
+    if _within(arr, lo, hi, lo_open, hi_open):
+        return
     lb = "(" if lo_open else "["
     rb = ")" if hi_open else "]"
     allowed = f"{lb}{_fmt(lo)}, {_fmt(hi)}{rb}"
@@ -62,6 +64,27 @@ def check_param(
     if np.any(bad):
         first = arr[bad].flat[0] if arr.ndim else arr
         raise ValueError(f"{where}{name} must be a finite number in {allowed}, got {first:g}")
+
+
+def _within(arr: np.ndarray, lo: float, hi: float, lo_open: bool, hi_open: bool) -> bool:
+    """True when every element is finite and in the interval, in reading passes without
+    temporaries (the common case; a large array costs one sum, plus a min / max for each finite
+    bound): a sum is finite exactly when no element is NaN or infinite, unless finite elements
+    overflow it, which falls back to the elementwise test."""
+    if arr.size == 0:
+        return True
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not np.isfinite(np.sum(arr)) and not np.all(np.isfinite(arr)):
+            return False
+    if lo > -math.inf:
+        low = np.min(arr)
+        if (low <= lo) if lo_open else (low < lo):
+            return False
+    if hi < math.inf:
+        high = np.max(arr)
+        if (high >= hi) if hi_open else (high > hi):
+            return False
+    return True
 
 
 def check_finite(name: str, value: Any, *, owner: str = "") -> None:
