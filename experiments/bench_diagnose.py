@@ -22,9 +22,10 @@ On the same scores (``|T|`` for Student t with 2 degrees of freedom, ``xi = 1/2`
    over our candidates (``on ours``: the same search) and over all distinct values (``as
    powerlaw.Fit(x) runs``); and both at a fixed ``xmin`` (ours also under ``jax.jit``).
 
-For ours: the warm call (the best of at least 3 calls timed in turns with theirs, and of more
-while the turns take under a second, as ``timeit`` would: hundreds for a call of a millisecond;
-2 for the double bootstrap at ``1e6``), the first call in a fresh process (empty compilation
+For ours: the warm call (the best call of blocks of back-to-back calls, ours and theirs timed in
+turns, at least 3 turns and more while they take under a second, as ``timeit`` would: blocks of
+~50 ms, so hundreds of calls of a millisecond; single calls for the slow ones; 2 turns for the
+double bootstrap at ``1e6``), the first call in a fresh process (empty compilation
 cache; includes compiling) and, where the call jits, the same work under ``jax.jit``.  Whether
 the estimates agree within our 95% intervals is printed.  Numbers are saved to
 ``results/bench_diagnose/bench.json``.
@@ -68,19 +69,27 @@ def _best(fn, repeats: int) -> tuple[float, object]:
 
 
 def _interleaved(ours, theirs, repeats: int, budget_s: float = 1.0,
-                 most: int = 200) -> tuple[float, object, float, object]:
-    """Best times of ``ours()`` and ``theirs()`` called in turns (a slow spell of a shared
-    machine hits both), with their last results: at least ``repeats`` turns, more (up to
-    ``most``) while the turns so far took under ``budget_s`` seconds, so that calls of a
-    millisecond are timed hundreds of times, as ``timeit`` would, and slow ones a few."""
+                 block_s: float = 0.05) -> tuple[float, object, float, object]:
+    """Best times of ``ours()`` and ``theirs()``, timed in turns (a slow spell of a shared machine
+    hits both): each turn times a block of back-to-back calls of one, then of the other, as
+    ``timeit`` would (a block of calls of a millisecond is ~``block_s`` long: the first call of a
+    block pays for caches and idle threads woken, the rest do not); at least ``repeats`` turns,
+    more while the turns so far took under ``budget_s`` seconds.  Returns the best single calls
+    and the last results."""
     t_ours = t_theirs = math.inf
     out_ours = out_theirs = None
     spent, turns = 0.0, 0
-    while turns < repeats or (spent < budget_s and turns < most):
-        t_o, out_ours = _best(ours, 1)
-        t_t, out_theirs = _best(theirs, 1)
+    inner_o = inner_t = 1
+    while turns < repeats or spent < budget_s:
+        start = time.perf_counter()
+        t_o, out_ours = _best(ours, inner_o)
+        t_t, out_theirs = _best(theirs, inner_t)
+        spent, turns = spent + time.perf_counter() - start, turns + 1
         t_ours, t_theirs = min(t_ours, t_o), min(t_theirs, t_t)
-        spent, turns = spent + t_o + t_t, turns + 1
+        # (at least two calls a block under half a second: the first after the other side's
+        # work pays for its caches and freed memory, the second is the warm call)
+        inner_o = max(1 if t_ours > 0.5 else 2, min(100, int(block_s / max(t_ours, 1e-6))))
+        inner_t = max(1 if t_theirs > 0.5 else 2, min(100, int(block_s / max(t_theirs, 1e-6))))
     return t_ours, out_ours, t_theirs, out_theirs
 
 

@@ -634,7 +634,9 @@ def hill_double_bootstrap(x, *, key, t_bootstrap: float = 0.5, r_bootstrap: int 
     top2 = int(np.argmin(np.abs(np.linspace(1.0 / n2, 1.0, n2) - eps_stop)))
 
     def curve(k_m, m, cap):
-        batch = max(1, min(reps, 4_000_000 // cap))
+        # batches of about 4e5 criterion entries: they stay in the caches (at 1e6 points, batches
+        # of 12 resamples instead of 100 take 0.6x the time)
+        batch = max(1, min(reps, 400_000 // cap))
         return np.asarray(_amse_jit(k_m, lxd, m, cap, reps, batch))
 
     amse1 = curve(k_a, n1, _search_cap(n1))
