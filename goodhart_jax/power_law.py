@@ -361,7 +361,9 @@ def powerlaw_fit(x, xmin=None, *, discrete: bool = False, min_tail: int = 10,
         check_param("xmin", xmin, lo=0.0, lo_open=True, owner=owner)
         if discrete and (float(xmin) != math.floor(float(xmin)) or float(xmin) < 1):
             raise ValueError(f"{owner}: xmin must be an integer >= 1 for discrete data, got {xmin!r}")
-    xmin_arr = jnp.asarray(xmin, dtype=x.dtype)
+    # (concrete: a NumPy scalar, which the compiled call takes without a device_put of its own)
+    xmin_arr = (np.asarray(xmin, dtype=x.dtype) if concrete and is_concrete(xmin)
+                else jnp.asarray(xmin, dtype=x.dtype))
     if concrete:
         tail = np.asarray(x)[np.asarray(x) >= float(xmin)]
         if tail.size < 2:
@@ -378,9 +380,10 @@ def powerlaw_fit(x, xmin=None, *, discrete: bool = False, min_tail: int = 10,
         y = np.pad(np.sort(tail)[::-1], (0, size - tail.size), constant_values=-np.inf)
     else:
         y = jnp.flip(jnp.sort(x))
-    alpha, se, n, ks = _fixed_core_jit(jnp.asarray(y), xmin_arr, bool(discrete))
+    out = _fixed_core_jit(y, xmin_arr, bool(discrete))
     if not concrete:
-        return PowerLawFit(alpha, se, xmin_arr, n, ks, discrete)
+        return PowerLawFit(*out[:2], xmin_arr, *out[2:], discrete)
+    alpha, se, n, ks = jax.device_get(out)  # one transfer for the four numbers
     return PowerLawFit(float(alpha), float(se), float(xmin), int(n), float(ks), discrete)
 
 
