@@ -34,3 +34,18 @@ def _release_compiled_programs():
     times on programs that compile fine in a shorter process."""
     yield
     jax.clear_caches()
+
+
+@pytest.fixture(autouse=True)
+def _restore_mpmath_precision():
+    """A test that sets ``mpmath.mp.dps`` for itself leaves it as it found it: the modules that
+    set 50-60 digits at import would otherwise run, in the same worker, at whatever digits a test
+    before them left (30 digits made an mpmath derivative at ``z = 1e30`` miss by 3e-9)."""
+    try:
+        import mpmath
+    except ImportError:
+        yield
+        return
+    dps = mpmath.mp.dps
+    yield
+    mpmath.mp.dps = dps

@@ -151,13 +151,37 @@ def test_moments_estimator_shift():
 # --- peaks over threshold ------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("order", ["random", "ascending", "descending", "adversarial"])
+def test_gpd_tail_finds_the_top_points_of_large_samples_exactly(order):
+    # above 2e5 points the top k + 1 are searched above a subsample's estimate of the threshold
+    # (every 15th point here); whatever the order of the data they are the k + 1 largest, also
+    # when the subsample holds the largest points only and the estimate is far too high (then
+    # fewer than k + 1 points lie above it and all are partitioned)
+    n, k = 300_000, 2000
+    x = np.random.default_rng(8).pareto(2.0, n)
+    if order == "ascending":
+        x = np.sort(x)
+    elif order == "descending":
+        x = np.sort(x)[::-1].copy()
+    elif order == "adversarial":
+        asc = np.sort(x)
+        x = np.empty(n)
+        x[::15] = asc[-20_000:]
+        x[np.arange(n) % 15 != 0] = asc[:-20_000]
+    est = gj.gpd_tail(x, k)
+    xs = np.sort(x)
+    xi, _, cov, _ = fit_generalized_pareto(xs[-k:] - xs[-k - 1])
+    assert est.threshold == xs[-k - 1]
+    assert est.estimate == xi and est.se == pytest.approx(math.sqrt(cov[0, 0]), rel=1e-15)
+
+
 def test_gpd_tail_is_the_shared_fit_of_the_excesses():
     x = np.asarray(_pareto(0.4)(jax.random.PRNGKey(4), 5000))
     est = gj.gpd_tail(x, 300)
-    xs = np.sort(x)[::-1]
-    xi, _, cov, _ = fit_generalized_pareto(xs[:300] - xs[300])
+    xs = np.sort(x)  # the excesses in ascending order, as gpd_tail passes them
+    xi, _, cov, _ = fit_generalized_pareto(xs[-300:] - xs[-301])
     assert est.estimate == xi and est.se == pytest.approx(math.sqrt(cov[0, 0]), rel=1e-15)
-    assert est.threshold == xs[300] and est.k == 300 and est.n == 5000
+    assert est.threshold == xs[-301] and est.k == 300 and est.n == 5000
 
 
 @pytest.mark.parametrize("xi", [-0.3, 0.0, 0.4])
