@@ -62,6 +62,7 @@ __all__ = ["Diagnosis", "TailReport", "diagnose", "kl_best_of_n_inverse", "TOP_F
 #: The share of the highest proxy scores in which independence is checked.
 TOP_FRACTION = 0.05
 _Z95 = 1.959963984540054
+_Z99 = 2.5758293035489004  # a drop after the peak must clear this (40 points are checked)
 _PERMUTATIONS = 199
 #: The most rows the independence check uses (a random subsample beyond).
 INDEPENDENCE_ROWS = 100_000
@@ -434,11 +435,12 @@ def kl_best_of_n_inverse(kl) -> np.ndarray:
     hi = np.maximum(kl + 2.0, 2.0)
     for _ in range(200):
         mid = 0.5 * (lo + hi)
-        n = np.exp(mid)
-        f = mid - (n - 1.0) / n
+        # (n - 1) / n as -expm1(-log n): exact, and 1 where n overflows (log n past 709)
+        f = mid + np.expm1(-mid)
         lo = np.where(f < kl, mid, lo)
         hi = np.where(f < kl, hi, mid)
-    return np.exp(0.5 * (lo + hi))
+    with np.errstate(over="ignore"):  # beyond float range: inf
+        return np.exp(0.5 * (lo + hi))
 
 
 def _best_of_n(proxy, gold, groups, key) -> dict:
@@ -465,12 +467,17 @@ def _best_of_n(proxy, gold, groups, key) -> dict:
                           "peak_n": float(kl_best_of_n_inverse(peak_d ** 2))
                           if math.isfinite(peak_d) else math.inf,
                           "rms": float(fit.rms)}
-    i = int(np.argmax(mean))
+    # the peak: the n whose gold is highest at its lower 95% bound (the estimates at large n
+    # average few top-scored rows, the largest n's is one row's gold: their noise must not win)
+    se_ok = np.where(np.isfinite(se), se, 0.0)
+    i = int(np.argmax(mean - _Z95 * se_ok))
     sep = np.sqrt(np.where(np.isfinite(se), se, 0.0) ** 2
                   + (se[i] if np.isfinite(se[i]) else 0.0) ** 2)
     near = mean >= mean[i] - _Z95 * sep
-    drop_significant = mean[-1] < mean[i] - _Z95 * sep[-1]
-    if i < ns.size - 1 and drop_significant:
+    # an interior optimum: some larger n whose gold is significantly below the peak's (not only
+    # the largest n, whose estimate is the gold of one top-scored row and as noisy as that)
+    drops = np.flatnonzero((np.arange(ns.size) > i) & (mean < mean[i] - _Z99 * sep))
+    if drops.size:
         lo_i = i
         while lo_i > 0 and near[lo_i - 1]:
             lo_i -= 1
@@ -481,7 +488,8 @@ def _best_of_n(proxy, gold, groups, key) -> dict:
         out["n_star_interval"] = [int(ns[lo_i]), int(ns[hi_i])]
         out["n_star_summary"] = (f"an interior optimum: best-of-n gold peaks at n* = {ns[i]} "
                                  f"(n from {ns[lo_i]} to {ns[hi_i]} is within 1.96 standard "
-                                 f"errors of the peak), and falls significantly by n = {ns[-1]}")
+                                 f"errors of the peak), and falls significantly by n = "
+                                 f"{ns[drops[0]]}")
     else:
         out["n_star"] = None
         out["n_star_interval"] = None

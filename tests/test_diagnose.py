@@ -65,12 +65,12 @@ def test_exponential_is_exponential(capsys):
 @pytest.fixture(scope="module")
 def with_gold():
     r = _rng(3)
-    n = 5_000
+    n = 20_000
     v = r.standard_normal(n)
-    return gj.diagnose(v + r.standard_t(3.0, n), v, key=jax.random.key(1), fits=False)
+    return gj.diagnose(v + r.standard_t(2.0, n), v, key=jax.random.key(1), fits=False)
 
 
-def test_normal_value_t3_error_is_catastrophic(with_gold):
+def test_normal_value_t2_error_is_catastrophic(with_gold):
     d = with_gold
     assert d.regime["regime"] == "catastrophic"
     assert "Thm 5" in d.regime["reason"]
@@ -80,9 +80,38 @@ def test_normal_value_t3_error_is_catastrophic(with_gold):
     lo, hi = d.independence["tail_dependence_ci"]
     assert lo < 0.05 < hi
     b = d.best_of_n
-    assert b["n"][0] == 1 and b["n"][-1] == 5_000
+    assert b["n"][0] == 1 and b["n"][-1] == 20_000
     assert np.all(np.isfinite(b["stderr"][1:]))
     assert "gao_fit" in b and d.curves["best_of_n"].shape == d.curves["n"].shape
+
+
+def test_best_of_n_and_its_interior_optimum_match_the_exact_curve(with_gold):
+    # the generating laws' exact best-of-n gold (quadrature, checked against closed forms and
+    # mpmath in test_selection) rises to a peak at n = 13 of these n and falls to 0.03 by
+    # n = 20,000: the unbiased estimate follows it within 4 standard errors, and the interior
+    # optimum is found with an interval that holds the exact peak
+    import jax.numpy as jnp
+
+    b = with_gold.best_of_n
+    exact = np.asarray(gj.best_of_n_value(gj.Normal(), gj.StudentT(2.0),
+                                          jnp.asarray(b["n"], jnp.float64)))
+    peak = int(b["n"][np.argmax(exact)])
+    assert peak == 13
+    assert np.all(np.abs(b["gold"][1:] - exact[1:]) < 4 * b["stderr"][1:])
+    assert abs(b["gold"][0] - exact[0]) < 4 * b["stderr"][0] + 1e-12
+    lo, hi = b["n_star_interval"]
+    assert b["n_star"] is not None and lo <= peak <= hi
+    assert "interior optimum" in b["n_star_summary"]
+
+
+def test_no_interior_optimum_where_gold_keeps_rising():
+    # normal value, normal error: E[V | best of n] = sqrt(1/2) E[max of n normals] rises for every
+    # n; no interior optimum may be reported (eight seeds were checked by hand; one runs here)
+    r = _rng(6)
+    v = r.standard_normal(20_000)
+    d = gj.diagnose(v + r.standard_normal(20_000), v, key=jax.random.key(2), fits=False)
+    assert d.best_of_n["n_star"] is None
+    assert "still rising" in d.best_of_n["n_star_summary"]
 
 
 def test_t3_value_normal_error_is_not_catastrophic():
