@@ -32,6 +32,7 @@ def _modules() -> list[str]:
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 SLOW = {
     "goodhart_jax.conditioning",
+    "goodhart_jax.diagnose",  # a whole diagnosis with gold (~20 s), as test_diagnose runs
     "goodhart_jax.lab.policies",
     "goodhart_jax.lab.sweep",
     "goodhart_jax.lab.world",
