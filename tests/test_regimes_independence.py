@@ -449,8 +449,8 @@ def _check_independence_never_lowers_the_value(case):
 
 
 # runs after test_independence_quick, whose three family pairs it shares (compiled once); each
-# new family pair costs a compilation, so the default run draws 5 cases and the slow one 40
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# new family pair costs a compilation (~6 s), so the default run draws 3 cases and the slow one 40
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_independent_case())
 def test_independence_never_lowers_the_value(case):
     _check_independence_never_lowers_the_value(case)
