@@ -443,8 +443,10 @@ def _t_log_x(z, df):
     root = jnp.sqrt(df)
     big = t > 1e15 * root
     # products with the reciprocals, not quotients: no divide per element (on CPU each one
-    # ends a fused loop and stores its result)
-    u = jnp.where(big, t * (1.0 / root), (t * t) * (1.0 / df))
+    # ends a fused loop and stores its result); the square only of the small ones, so that the
+    # branch not taken holds no inf whose derivative (0 * inf) would make the gradient NaN
+    small_t = jnp.where(big, 0.0, t)
+    u = jnp.where(big, t * (1.0 / root), (small_t * small_t) * (1.0 / df))
     lg = _log1p(u)
     return -jnp.where(big, 2.0 * lg, lg)
 

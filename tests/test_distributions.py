@@ -968,3 +968,22 @@ def test_constructors_validate_arrays_and_accept_tracers():
         gj.StudentT("three")
     # inside jit the parameters are tracers and are trusted
     assert np.isfinite(float(jax.jit(lambda df: gj.StudentT(df).log_sf(1.0))(2.0)))
+
+
+def test_t_log_density_gradient_in_df_finite_to_the_float_maximum():
+    """d/ddf log f_t(z) against mpmath out to |z| = 1e300, where z^2 overflows: the branch not
+    taken once held inf, and 0 * inf made the gradient NaN (and with it the gradient of
+    best_of_n_value in df, whose far nodes reach such z)."""
+    grad = jax.jit(jax.grad(lambda d, z: gj.StudentT(d).log_prob(z)))
+
+    def ref(d, z):
+        def logf(dd):
+            return (mp.loggamma((dd + 1) / 2) - mp.loggamma(dd / 2) - mp.log(dd * mp.pi) / 2
+                    - (dd + 1) / 2 * mp.log1p(mp.mpf(z) ** 2 / dd))
+        return mp.diff(logf, mp.mpf(d))
+
+    for d in (0.7, 3.0, 30.0):
+        for z in (0.5, 1e3, 1e20, 1e300, -1e300):
+            got = float(grad(d, z))
+            want = float(ref(d, z))
+            assert np.isfinite(got) and abs(got - want) <= 1e-9 * max(1.0, abs(want)), (d, z, got, want)

@@ -226,3 +226,16 @@ def test_mean_of_samples_have_variance_over_k():
     x = np.asarray(d.sample(jax.random.key(0), (100_000,)))
     assert abs(x.mean() - 1.0) < 4 * math.sqrt(0.5 / 100_000)
     assert abs(x.var() - 0.5) < 4 * 0.5 * math.sqrt(2.0 / 100_000)
+
+
+@pytest.mark.slow
+def test_gradient_in_the_error_df_is_finite_and_matches_differences():
+    """d/ddf of best_of_n_value with a t error: was NaN (the t log density's gradient at the far
+    nodes, |z| ~ 1e300: see test_distributions); now the central difference of the values
+    (which are checked against mpmath above), at n = 4 and 64."""
+    for n in (4.0, 64.0):
+        f = lambda df, n=n: best_of_n_value(Normal(), StudentT(df), jnp.asarray([n]))[0]
+        g = float(jax.grad(f)(3.0))
+        h = 1e-4
+        fd = (float(f(3.0 + h)) - float(f(3.0 - h))) / (2 * h)
+        assert np.isfinite(g) and abs(g - fd) <= 1e-6 * max(1.0, abs(fd)), (n, g, fd)
