@@ -224,8 +224,7 @@ def _powerlaw(x, n: int, repeats: int) -> dict:
     ends = np.flatnonzero(np.append(desc[:-1] > desc[1:], True)) + 1
     ends = ends[desc[ends - 1] < desc[0]]
     octs, counts = np.unique(np.ceil(np.log2(ends)).astype(int), return_counts=True)
-    exhaustive = float(sum(c * cost[min(known, key=lambda k: abs(k - b))]
-                           for b, c in zip(octs, counts)))
+    exhaustive = float(sum(c * per_candidate(2 ** b) for b, c in zip(octs, counts)))
     xmin = fit.xmin
 
     def theirs_fixed():

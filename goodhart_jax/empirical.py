@@ -160,10 +160,16 @@ def _gpd_derivatives(xi, sigma, y, k):
     su_a = jnp.sum(u / a)
     su2_a2 = jnp.sum(u * u / (a * a))
     g = jnp.stack([jnp.sum(u * u * _f1(z, jnp)) - su_a, (-k + (1.0 + xi) * su_a) / sigma])
-    h_xx = jnp.sum(u ** 3 * _g3(z, jnp)) + su2_a2
+    return g, _gpd_hessian(xi, sigma, k, su_a, su2_a2, jnp.sum(u ** 3 * _g3(z, jnp)))
+
+
+def _gpd_hessian(xi, sigma, k, su_a, su2_a2, su3_g3):
+    """The log-likelihood's Hessian in ``(xi, sigma)`` from the sums ``Σ u / A``,
+    ``Σ u^2 / A^2`` and ``Σ u^3 g3(z)`` (``u = y / sigma``, ``z = xi u``, ``A = 1 + z``)."""
+    h_xx = su3_g3 + su2_a2
     h_xs = (su_a - (1.0 + xi) * su2_a2) / sigma
     h_ss = (k - 2.0 * (1.0 + xi) * su_a + xi * (1.0 + xi) * su2_a2) / sigma ** 2
-    return g, jnp.stack([jnp.stack([h_xx, h_xs]), jnp.stack([h_xs, h_ss])])
+    return jnp.stack([jnp.stack([h_xx, h_xs]), jnp.stack([h_xs, h_ss])])
 
 
 def _profile(theta, y, k):
@@ -241,11 +247,8 @@ def _profile_score(theta, y, k):
     ok = ok & jnp.isfinite(ll)
     ratio = sums[1] / k / sigma
     # the full likelihood's Hessian there (u = y / sigma, so z = xi u): sums of u^p g(z)
-    su_a, su2_a2 = sums[2] / sigma, sums[4] / (sigma * sigma)
-    h_xx = sums[3] / sigma ** 3 + su2_a2
-    h_xs = (su_a - (1.0 + xi) * su2_a2) / sigma
-    h_ss = (k - 2.0 * (1.0 + xi) * su_a + xi * (1.0 + xi) * su2_a2) / (sigma * sigma)
-    hess = jnp.stack([jnp.stack([h_xx, h_xs]), jnp.stack([h_xs, h_ss])])
+    hess = _gpd_hessian(xi, sigma, k, sums[2] / sigma, sums[4] / (sigma * sigma),
+                        sums[3] / sigma ** 3)
     return (ok, ll, ratio - sums[2] / k,
             sums[3] / k / sigma + ratio * ratio + sums[4] / k, xi, sigma, hess)
 
