@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from goodhart_jax.compile_cache import persistent_jit
 from goodhart_jax.validation import check_finite, is_concrete
 from goodhart_jax.distributions import Distribution, parse_dist
 from goodhart_jax.mixture import leaf_components
@@ -655,7 +656,7 @@ def _cast(tree, dtype):
         else a, jax.tree_util.tree_map(jnp.asarray, tree))
 
 
-@partial(jax.jit, static_argnums=(0, 1))
+@partial(persistent_jit, static_argnums=(0, 1))
 def _run(kernel, post, value, error, flat):
     """``post(value, kernel(value, error, t) for t in flat)``, compiled once per kernel, family
     structure, bucket length and dtype (batches of ``_CPU_BATCH`` on CPU, one vmap elsewhere)."""

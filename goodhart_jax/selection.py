@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from goodhart_jax import engine
+from goodhart_jax.compile_cache import persistent_jit
 from goodhart_jax.validation import check_param, check_positive_int
 from goodhart_jax.conditioning import (check_exact, check_value_mean, as_distributions, bucket_size,
                                        cast_parameters, unpad, proxy_quadrature, quadrature_batch,
@@ -443,14 +444,14 @@ def _windows(n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.asarray(s_lo, n.dtype), np.asarray(s_top, n.dtype), group
 
 
-@jax.jit
+@persistent_jit
 def _windows_nodes(value, error, s_lo, s_top) -> _OuterNodes:
     """The windows' rules and inner quantities: the costly part, compiled once per family
     structure, number of windows (a bucket, usually 1) and dtype."""
     return _outer_nodes(*cast_parameters((value, error), s_lo.dtype), s_lo, s_top)
 
 
-@jax.jit
+@persistent_jit
 def _bon_combine(value, n, group, nodes: _OuterNodes):
     """E[V_bon(n)], ``u_n`` and its width for 1-D ``n`` in the windows ``group``: cheap."""
     value = cast_parameters(value, n.dtype)
