@@ -89,6 +89,9 @@ def check_exact(value: Distribution, error: Distribution, *, proxy: bool = False
     ``proxy`` (``E[V | U = u]``, best-of-n) the same holds for such a value law.  Monte Carlo
     (``gj.sample_conditional_value``) takes these laws.
     """
+    key = _verdict_key((error, value) if proxy else error)
+    if key is not None and _VERDICTS.get(("exact", proxy, key)):
+        return
     checks = [("error", error)] + ([("value", value)] if proxy else [])
     for role, law in checks:
         for _, leaf in leaf_components(law):
@@ -97,6 +100,28 @@ def check_exact(value: Distribution, error: Distribution, *, proxy: bool = False
                     f"{role} {leaf!r}: its density is unbounded at the upper end of its support "
                     "(generalized Pareto with xi < -1); the exact quadrature does not support it "
                     f"as the {role} here: use Monte Carlo (gj.sample_conditional_value)")
+    if key is not None:
+        _remember(("exact", proxy, key))
+
+
+def _verdict_key(laws):
+    """``(structure, parameter values)`` of ``laws`` when every parameter is a Python number
+    (a hashable key for a remembered check), else ``None``."""
+    leaves, treedef = jax.tree_util.tree_flatten(laws)
+    if all(type(x) in (float, int) for x in leaves):
+        return treedef, tuple(leaves)
+    return None
+
+
+def _remember(key) -> None:
+    if len(_VERDICTS) > 4096:
+        _VERDICTS.clear()
+    _VERDICTS[key] = True
+
+
+# Checks passed, by kind, family structure and parameter values: the checks evaluate support
+# ends and means eagerly (a few small programs each), a noticeable share of one warm call.
+_VERDICTS: dict = {}
 
 
 def check_value_mean(value: Distribution) -> None:
@@ -105,26 +130,17 @@ def check_value_mean(value: Distribution) -> None:
     The verdict is remembered per family structure and parameter values: evaluating ``mean()``
     eagerly dispatches a few small programs, a noticeable share of one warm call.
     """
-    leaves, treedef = jax.tree_util.tree_flatten(value)
-    if not all(isinstance(x, (float, int)) for x in leaves):
-        if not is_concrete(value):
-            return
-        key = None
-    else:
-        key = (treedef, tuple(leaves))
-        if _MEAN_OK.get(key):
-            return
+    key = _verdict_key(value)
+    if key is None and not is_concrete(value):
+        return
+    if key is not None and _VERDICTS.get(("mean", key)):
+        return
     with jax.ensure_compile_time_eval():
         finite = bool(np.all(np.isfinite(np.asarray(value.mean()))))
     if not finite:
         raise ValueError(f"value must have a finite mean for E[V | ...]; {value!r} has none")
     if key is not None:
-        if len(_MEAN_OK) > 4096:
-            _MEAN_OK.clear()
-        _MEAN_OK[key] = True
-
-
-_MEAN_OK: dict = {}
+        _remember(("mean", key))
 
 
 def _saddle(logh, lo_y, hi_y, c_v, c_x_y, span_scale):

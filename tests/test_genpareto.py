@@ -22,6 +22,7 @@ import pytest
 import scipy.stats
 
 import goodhart_jax as gj
+from goodhart_jax import conditioning
 from goodhart_jax.numerics import expm1_ratio, log1p_ratio
 
 G = gj.GeneralizedPareto
@@ -221,6 +222,15 @@ def test_cli_bad_scale_one_line_exit_2():
 
 
 def test_singular_error_refused_by_the_exact_quadrature():
+    # a passed check is remembered per parameter values, never per family: a bounded
+    # genpareto error checked first does not let a singular one through
+    checks = conditioning._VERDICTS
+    conditioning.check_exact(gj.Normal(), gj.GeneralizedPareto(-0.5))
+    assert any(key[0] == "exact" for key in checks)
+    with pytest.raises(ValueError, match="unbounded at the upper end"):
+        conditioning.check_exact(gj.Normal(), gj.GeneralizedPareto(-1.5))
+    with pytest.raises(ValueError, match="unbounded at the upper end"):
+        conditioning.check_exact(gj.Normal(), gj.GeneralizedPareto(-1.5))
     with pytest.raises(ValueError, match="unbounded at the upper end"):
         gj.conditional_value("normal", "genpareto(-1.5)", 1.0)
     with pytest.raises(ValueError, match="unbounded at the upper end"):
