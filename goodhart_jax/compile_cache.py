@@ -3,9 +3,10 @@
 A fresh process that runs what an earlier one compiled (the second ``goodhart-jax condition``,
 a rerun of an experiment, the first call of a script) loads the compiled programs from disk
 instead of compiling them again: seconds saved per family pair.  JAX keys that cache on the
-*traced* program, so a hit still traces it (most of a warm start's cost for the quadratures);
-:func:`persistent_jit` also keeps the traced program (a ``jax.export`` artifact) on disk, so
-that a fresh process neither traces nor compiles what an earlier one did.
+*traced* program, so a hit still traces and lowers it (most of a warm start's cost for the
+quadratures); :func:`persistent_jit` also keeps the compiled program (a serialised executable)
+under a key computed without tracing, so that a fresh process neither traces nor compiles what
+an earlier one did.
 
 Where: ``$GOODHART_JAX_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/goodhart_jax/jax`` (default
 ``~/.cache/goodhart_jax/jax``).  ``GOODHART_JAX_CACHE=0`` turns it off.  A cache directory the
@@ -26,6 +27,7 @@ import os
 import pickle
 import tempfile
 import threading
+import zlib
 from pathlib import Path
 
 import jax
@@ -72,17 +74,17 @@ def enable() -> Path | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Traced programs on disk.
+# Compiled programs on disk, found without tracing.
 
 # Bump when the file layout or the key changes.
-_FORMAT = 1
+_FORMAT = 2
 _PACKAGE = Path(__file__).resolve().parent
 _LOCK = threading.Lock()
 _SOURCE_HASH: list[str] = []
 
 
 def traces_dir() -> Path | None:
-    """Where :func:`persistent_jit` keeps traced programs (``None``: off).
+    """Where :func:`persistent_jit` keeps its programs (``None``: off).
 
     ``<cache_dir()>/traces`` while JAX's persistent compilation cache is on (``GOODHART_JAX_CACHE=0``
     or ``jax_enable_compilation_cache=False`` turn both off; ``GOODHART_JAX_TRACE_CACHE=0`` this
@@ -98,8 +100,8 @@ def traces_dir() -> Path | None:
 
 
 def _source_hash() -> str:
-    """SHA-256 of the package's Python sources (a traced program is only valid for the code that
-    traced it); computed once per process."""
+    """SHA-256 of the package's Python sources (a program is only valid for the code that traced
+    it); computed once per process."""
     if not _SOURCE_HASH:
         h = hashlib.sha256()
         for path in sorted(_PACKAGE.rglob("*.py")):
@@ -177,30 +179,31 @@ def _leaf_signature(leaf):
 
 
 class _Loaded:
-    """A deserialised (or freshly exported) program: ``jit(exported.call)`` and the output's
-    structure."""
+    """A compiled program (deserialised, or compiled in this process) and its output structure."""
 
     __slots__ = ("call", "out_tree")
 
-    def __init__(self, exported, out_tree):
-        self.call = jax.jit(exported.call)
+    def __init__(self, compiled, out_tree):
+        self.call = compiled
         self.out_tree = out_tree
 
 
 class persistent_jit:  # noqa: N801  (used like jax.jit)
-    """``jax.jit(fun, static_argnums=...)`` whose traced programs outlive the process.
+    """``jax.jit(fun, static_argnums=...)`` whose compiled programs outlive the process, found
+    without tracing.
 
     A call with concrete arguments (the eager public call) looks its program up by the function,
     its static arguments, the structure and the shapes and dtypes of the others, the package's
-    source, JAX's version, the backend and ``jax_enable_x64``: in memory, then on disk
-    (:func:`traces_dir`); on a miss it traces with ``jax.export``, writes the result (atomically)
-    and runs it.  So a fresh process that calls what an earlier one did skips tracing, and the
-    compile is a hit of JAX's persistent compilation cache.  Compiled once per key, as ``jax.jit``.
+    source, JAX's version, the backend, its devices and ``jax_enable_x64``: in memory, then on
+    disk (:func:`traces_dir`); on a miss it traces and compiles (``jit(...).lower(...).compile()``,
+    through JAX's persistent compilation cache), writes the serialised executable (atomically)
+    and runs it.  So a fresh process that calls what an earlier one did neither traces, lowers
+    nor compiles.  Compiled once per key, as ``jax.jit``.
 
     Everything else takes the plain ``jax.jit`` path, unchanged: traced arguments (under the
     user's ``jit``, ``grad`` or ``vmap``), arrays spread over several devices, structures that
     hold a node type from outside this package (a family the user wrote: its code is not in the
-    key), and programs that ``jax.export`` cannot serialise.
+    key), and programs that cannot be serialised.
 
     Args:
         fun: the function (module level, this package).
@@ -240,13 +243,17 @@ class persistent_jit:  # noqa: N801  (used like jax.jit)
         except TypeError:  # an unhashable static argument: jax.jit says so
             return self._jitted(*args)
         if loaded is None:
-            loaded = self._load(static, dynamic, treedef, leaves, signature)
+            loaded = self._load(static, treedef, leaves, signature)
             if len(self._memory) > 512:
                 self._memory.clear()
             self._memory[key] = loaded
         if loaded is False:
             return self._jitted(*args)
-        return jax.tree_util.tree_unflatten(loaded.out_tree, loaded.call(*leaves))
+        try:
+            out = loaded.call(*leaves)
+        except (TypeError, ValueError):  # e.g. an array committed to another device
+            return self._jitted(*args)
+        return jax.tree_util.tree_unflatten(loaded.out_tree, out)
 
     def _merge(self, static, dynamic):
         args, s, d = [], iter(static), iter(dynamic)
@@ -261,35 +268,44 @@ class persistent_jit:  # noqa: N801  (used like jax.jit)
         fun_key = _static_key(self._fun)
         if folder is None or tree_key is None or fun_key is None or None in static_key:
             return None
-        platform = jax.default_backend()
+        import platform
+
         import jaxlib
 
-        key = repr((_FORMAT, jax.__version__, jaxlib.__version__, np.__version__, _source_hash(), platform,
+        devices = jax.devices()
+        key = repr((_FORMAT, jax.__version__, jaxlib.__version__, np.__version__, _source_hash(),
+                    jax.default_backend(), devices[0].client.platform_version, len(devices),
+                    devices[0].device_kind, platform.machine(), os.environ.get("XLA_FLAGS", ""),
                     bool(jax.config.jax_enable_x64), fun_key, static_key, tree_key,
                     tuple((tuple(s), d, w) for s, d, w in signature)))
         return folder / (hashlib.sha256(key.encode()).hexdigest()[:40] + ".trace")
 
-    def _load(self, static, dynamic, treedef, leaves, signature):
+    def _load(self, static, treedef, leaves, signature):
+        from jax.experimental import serialize_executable
+
         path = self._file(static, treedef, signature)
         if path is not None and path.is_file():
             try:
-                out_tree, blob = pickle.loads(path.read_bytes())
-                return _Loaded(jax.export.deserialize(bytearray(blob)), out_tree)
-            except Exception:  # noqa: BLE001  (a damaged or foreign file: trace again)
+                blob, in_tree, flat_out_tree, out_tree = pickle.loads(
+                    zlib.decompress(path.read_bytes()))
+                compiled = serialize_executable.deserialize_and_load(blob, in_tree, flat_out_tree)
+                return _Loaded(compiled, out_tree)
+            except Exception:  # noqa: BLE001  (a damaged or foreign file: compile again)
                 pass
         try:
-            exported, out_tree = self._export(static, treedef, leaves)
-        except Exception:  # noqa: BLE001  (not exportable: the plain jax.jit path)
+            compiled, out_tree = self._compile(static, treedef, leaves, signature)
+        except Exception:  # noqa: BLE001  (not compilable this way: the plain jax.jit path)
             return False
         if path is not None:
             try:
-                blob = pickle.dumps((out_tree, bytes(exported.serialize())), protocol=4)
-                _write_atomically(path, blob)
-            except Exception:  # noqa: BLE001  (no flatbuffers, full disk: run without keeping)
+                blob, in_tree, flat_out_tree = serialize_executable.serialize(compiled)
+                _write_atomically(path, zlib.compress(pickle.dumps(
+                    (blob, in_tree, flat_out_tree, out_tree), protocol=4), 1))
+            except Exception:  # noqa: BLE001  (not serialisable, full disk: run without keeping)
                 pass
-        return _Loaded(exported, out_tree)
+        return _Loaded(compiled, out_tree)
 
-    def _export(self, static, treedef, leaves):
+    def _compile(self, static, treedef, leaves, signature):
         out_tree = []
 
         def flat(*flat_leaves):
@@ -299,15 +315,10 @@ class persistent_jit:  # noqa: N801  (used like jax.jit)
             out_tree.append(tree)
             return tuple(out_leaves)
 
-        specs = [jax.ShapeDtypeStruct(np.shape(x), jax.numpy.result_type(x),
-                                      weak_type=sig[2])
-                 for x, sig in zip(leaves, self._signatures(leaves))]
-        exported = jax.export.export(jax.jit(flat))(*specs)
-        return exported, out_tree[0]
-
-    @staticmethod
-    def _signatures(leaves):
-        return [_leaf_signature(x) for x in leaves]
+        specs = [jax.ShapeDtypeStruct(np.shape(x), jax.numpy.result_type(x), weak_type=sig[2])
+                 for x, sig in zip(leaves, signature)]
+        compiled = jax.jit(flat).lower(*specs).compile()
+        return compiled, out_tree[0]
 
 
 def _write_atomically(path: Path, blob: bytes) -> None:

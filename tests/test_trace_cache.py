@@ -1,7 +1,7 @@
-"""Traced programs kept on disk (``compile_cache.persistent_jit``).
+"""Compiled programs kept on disk under keys found without tracing (``compile_cache.persistent_jit``).
 
-A fresh process that repeats an earlier one's calls loads their traced programs (``jax.export``
-artifacts) instead of tracing them: checked by counting the calls of the quadrature's rule
+A fresh process that repeats an earlier one's calls loads their compiled programs (serialised
+executables) instead of tracing them: checked by counting the calls of the quadrature's rule
 builder (it runs only while a program is traced).  The numbers are the same bits as with the
 cache off; a damaged file is traced again.  In-process: what the cache must not keep (a
 family the user wrote, local functions) and calls under the user's transformations.
