@@ -198,6 +198,9 @@ class Distribution:
     * ``tilted_mean(lam)``: ``E[V e^(lam V)] / E[e^(lam V)]`` (default: quadrature);
     * ``smooth`` / ``cusp`` (static): the density is analytic on the line / has a cusp at the
       centre of ``bulk()`` (defaults: ``False``);
+    * ``sf_cost`` (static): the relative cost of ``log_sf`` at one point (default 1; 2 for a
+      survival function by a continued fraction or series, Student t and gennorm): best-of-n
+      computes ``P(V + X >= u)`` with the cheaper of the two survival functions;
     * ``sample_halves(key, h, dtype)``: two arrays of ``h`` draws (a fast sampler; default:
       ``sample``), and ``as_normal()``: ``(loc, scale)`` when the law is ``loc + scale Z``;
     * ``mean_of_copies(k)``: the law of the mean of ``k`` copies when the family is stable
@@ -232,6 +235,7 @@ class Distribution:
     name: ClassVar[str] = ""
     smooth: ClassVar[bool] = False
     cusp: ClassVar[bool] = False
+    sf_cost: ClassVar[int] = 1
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -744,6 +748,7 @@ class StudentT(_LocScale):
     """
 
     name = "student_t"
+    sf_cost = 2  # I_x(df/2, 1/2) by a continued fraction
     constraints = {"df": POSITIVE, "loc": REAL, "scale": POSITIVE}
     tail = "heavy"
     smooth = True
@@ -806,6 +811,7 @@ class GenNormal(_LocScale):
     """
 
     name = "gennorm"
+    sf_cost = 2  # Q(1/p, z^p) by a series or a continued fraction
     constraints = {"p": POSITIVE, "loc": REAL, "scale": POSITIVE}
     cusp = True  # |z|^p at z = 0 (p <= 1; the grading is harmless for p > 1)
 

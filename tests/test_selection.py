@@ -16,7 +16,7 @@ import mpmath as mp
 import numpy as np
 import pytest
 
-import goodhart_jax as gj  # noqa: F401  (x64 from conftest)
+import goodhart_jax as gj  # (x64 from conftest)
 from goodhart_jax.distributions import Levy, MeanOf, Normal, StudentT, mean_of
 from goodhart_jax.selection import best_of_n_value, kl_best_of_n, sample_best_of_n_value
 
@@ -239,3 +239,16 @@ def test_gradient_in_the_error_df_is_finite_and_matches_differences():
         h = 1e-4
         fd = (float(f(3.0 + h)) - float(f(3.0 - h))) / (2 * h)
         assert np.isfinite(g) and abs(g - fd) <= 1e-6 * max(1.0, abs(fd)), (n, g, fd)
+
+
+@pytest.mark.parametrize("value, error", [
+    (StudentT(10.0, 0.0, 1.78885), Normal()),
+    (StudentT(10.0, 0.0, 1.78885), gj.LogNormal(0.693147, -1.0)),
+    (gj.GenNormal(0.5), gj.Levy()),
+])
+def test_tail_prob_by_either_survival_function(value, error):
+    """Best-of-n computes P(V + X >= u) with the cheaper survival function (``sf_cost``):
+    int f_X(u - y) S_V(y) dy and int f_V(u - y) S_X(y) dy agree."""
+    u = np.array([-2.0, 0.0, 3.0, 30.0, 3e3, 1e6])
+    np.testing.assert_allclose(gj.log_tail_prob(value, error, u), gj.log_tail_prob(error, value, u),
+                               rtol=1e-10)
