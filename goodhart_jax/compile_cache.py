@@ -1,4 +1,5 @@
-"""JAX's persistent compilation cache, and traced programs, in the user's cache directory.
+"""JAX's persistent compilation cache, and programs found without tracing, in the user's cache
+directory.
 
 A fresh process that runs what an earlier one compiled (the second ``goodhart-jax condition``,
 a rerun of an experiment, the first call of a script) loads the compiled programs from disk
@@ -25,13 +26,13 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
-import threading
 import zlib
 from pathlib import Path
 
 import jax
 import numpy as np
+
+from goodhart_jax import results
 
 __all__ = ["cache_dir", "enable", "persistent_jit", "traces_dir"]
 
@@ -79,7 +80,6 @@ def enable() -> Path | None:
 # Bump when the file layout or the key changes.
 _FORMAT = 2
 _PACKAGE = Path(__file__).resolve().parent
-_LOCK = threading.Lock()
 _SOURCE_HASH: list[str] = []
 
 
@@ -299,7 +299,7 @@ class persistent_jit:  # noqa: N801  (used like jax.jit)
         if path is not None:
             try:
                 blob, in_tree, flat_out_tree = serialize_executable.serialize(compiled)
-                _write_atomically(path, zlib.compress(pickle.dumps(
+                results.atomic_write_bytes(path, zlib.compress(pickle.dumps(
                     (blob, in_tree, flat_out_tree, out_tree), protocol=4), 1))
             except Exception:  # noqa: BLE001  (not serialisable, full disk: run without keeping)
                 pass
@@ -319,17 +319,3 @@ class persistent_jit:  # noqa: N801  (used like jax.jit)
                  for x, sig in zip(leaves, signature)]
         compiled = jax.jit(flat).lower(*specs).compile()
         return compiled, out_tree[0]
-
-
-def _write_atomically(path: Path, blob: bytes) -> None:
-    with _LOCK:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(blob)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
