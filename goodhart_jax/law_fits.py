@@ -70,8 +70,10 @@ class LawFit(NamedTuple):
         converged: the optimiser stopped on its gradient test (``max |grad| <= tol`` of the mean
             negative log-likelihood in the unconstrained parameters) at a finite value.  It
             also stops, unconverged, after 5 iterations in a row without a decrease beyond
-            rounding (a kink: ``gennorm`` with ``p <= 1`` has one at ``loc``), when a
-            generalized Pareto runs away to ``xi < -1`` (no maximum), or after ``steps``.
+            rounding (a kink: ``gennorm`` with ``p <= 1`` has one at ``loc``; its maximum over
+            ``loc`` is at a sample point, so such a fit then tries the sample points next to
+            ``loc``, re-fitting ``p`` and ``scale`` at each), when a generalized Pareto runs
+            away to ``xi < -1`` (no maximum), or after ``steps``.
         message: what happened, in words (iterations, gradient, fixed parameters, or why the
             family was skipped).
         family: the family's name (a key of :data:`FIT_FAMILIES`).
@@ -569,6 +571,11 @@ def _fit(arr: np.ndarray, fam: _Family, start: Distribution | None, value: float
     if fam.name == "mixture2":
         law = _ordered(law)
     loglik, ks, gmax, count = float(loglik), float(ks), float(gmax), int(count)
+    polished = False
+    if fam.name == "gennorm" and bool(stalled) and float(law.p) <= 1.0:
+        law, loglik, polished = _gennorm_at_a_point(arr, law, loglik)
+        if polished:
+            ks = float(_ks(law, jnp.sort(jnp.asarray(arr, dtype))))
     n_params = k + (1 if fam.at_min and not is_fixed else 0)
     n = arr.size
     converged = bool(np.isfinite(loglik) and gmax <= tol)
@@ -586,6 +593,8 @@ def _fit(arr: np.ndarray, fam: _Family, start: Distribution | None, value: float
         elif bool(stalled):
             message += " (stalled: no decrease beyond rounding; the likelihood may have a kink"
             message += " here, e.g. gennorm with p <= 1 at its loc)"
+            if polished:
+                message += "; loc moved to the best sample point next to it, p and scale re-fitted"
         elif count >= steps:
             message += " (the iteration limit, steps)"
     if notes:
@@ -595,6 +604,57 @@ def _fit(arr: np.ndarray, fam: _Family, start: Distribution | None, value: float
         aic = bic = math.inf
     return LawFit(law=law, loglik=loglik, n_params=n_params, aic=aic, bic=bic, ks=ks,
                   converged=converged, message=message, family=fam.name)
+
+
+# Sample points on either side of a stalled gennorm fit's loc tried as its loc, and the
+# half-width (in log p) of the bracket of the profile search in p at each.
+_KINK_POINTS = 4
+_KINK_LOG_P = 0.25
+
+
+def _gennorm_at_a_point(x: np.ndarray, law: Distribution, loglik: float):
+    """A stalled gennorm fit with ``p <= 1`` moved to its maximum over ``loc`` (host side).
+
+    For ``p <= 1`` the log-likelihood ``-sum |x_i - loc|^p / scale^p + ...`` is convex in
+    ``loc`` between neighbouring sample points, so its maximum over ``loc`` is at a sample point,
+    where it has a kink that stalls a gradient method near, not at, the best point.  Here each of
+    the ``_KINK_POINTS`` sample points on either side of the fitted ``loc`` is tried; at each,
+    ``scale`` has its closed-form maximiser ``scale^p = p mean |x - loc|^p`` and the profile
+    likelihood in ``log p`` is maximised by golden section.  Returns ``(law, loglik, moved)``:
+    the best of these and the fit given, by log-likelihood.
+    """
+    n = x.size
+    xs = np.sort(x)
+    j = int(np.searchsorted(xs, float(law.loc)))
+    log_p0 = math.log(float(law.p))
+
+    def profile(loc, log_p):
+        p = math.exp(log_p)
+        d = np.abs(x - loc)
+        scale = (p * float(np.mean(d ** p))) ** (1.0 / p)
+        ll = n * (log_p - math.log(2.0) - math.lgamma(1.0 / p) - math.log(scale) - 1.0 / p)
+        return ll, scale
+
+    best = (law, loglik, False)
+    golden = (math.sqrt(5.0) - 1.0) / 2.0
+    for loc in np.unique(xs[max(0, j - _KINK_POINTS):j + _KINK_POINTS]):
+        a, b = log_p0 - _KINK_LOG_P, min(log_p0 + _KINK_LOG_P, 0.0)
+        c, d = b - golden * (b - a), a + golden * (b - a)
+        fc, fd = profile(loc, c)[0], profile(loc, d)[0]
+        while b - a > 1e-12:
+            if fc >= fd:
+                b, d, fd = d, c, fc
+                c = b - golden * (b - a)
+                fc = profile(loc, c)[0]
+            else:
+                a, c, fc = c, d, fd
+                d = a + golden * (b - a)
+                fd = profile(loc, d)[0]
+        log_p = 0.5 * (a + b)
+        ll, scale = profile(loc, log_p)
+        if ll > best[1]:
+            best = (GenNormal(math.exp(log_p), float(loc), scale), ll, True)
+    return best
 
 
 def _concrete(law: Distribution) -> Distribution:
