@@ -77,8 +77,9 @@ def enable() -> Path | None:
 # ---------------------------------------------------------------------------------------------
 # Compiled programs on disk, found without tracing.
 
-# Bump when the file layout or the key changes.
-_FORMAT = 2
+# Bump when the file layout or the key changes (3: programs named by their key, and none kept
+# from JAX's cache, see _compile; files of format 2 may hold such programs).
+_FORMAT = 3
 _PACKAGE = Path(__file__).resolve().parent
 _SOURCE_HASH: list[str] = []
 
@@ -179,13 +180,28 @@ def _leaf_signature(leaf):
 
 
 class _Loaded:
-    """A compiled program (deserialised, or compiled in this process) and its output structure."""
+    """A compiled program (deserialised, or compiled in this process) and its output structure;
+    ``path``: the file it was read from, until its first call has run (``None`` after that, or
+    when it was compiled here)."""
 
-    __slots__ = ("call", "out_tree")
+    __slots__ = ("call", "out_tree", "path")
 
-    def __init__(self, compiled, out_tree):
+    def __init__(self, compiled, out_tree, path=None):
         self.call = compiled
         self.out_tree = out_tree
+        self.path = path
+
+
+# JAX's persistent-cache hits, counted (see _compile).
+_JAX_CACHE_HITS = [0]
+
+
+def _count_cache_hits(event: str, **kwargs) -> None:
+    if event == "/jax/compilation_cache/cache_hits":
+        _JAX_CACHE_HITS[0] += 1
+
+
+jax.monitoring.register_event_listener(_count_cache_hits)
 
 
 class persistent_jit:  # noqa: N801  (used like jax.jit)
@@ -251,7 +267,18 @@ class persistent_jit:  # noqa: N801  (used like jax.jit)
             return self._jitted(*args)
         try:
             out = loaded.call(*leaves)
+            if loaded.path is not None:
+                # a program read from a file runs to the end once before it is trusted: one
+                # that cannot (a file from a broken writer) is removed, and the call traced
+                jax.block_until_ready(out)
+                loaded.path = None
         except (TypeError, ValueError):  # e.g. an array committed to another device
+            return self._jitted(*args)
+        except jax.errors.JaxRuntimeError:
+            if loaded.path is None:
+                raise
+            loaded.path.unlink(missing_ok=True)
+            self._memory[key] = False
             return self._jitted(*args)
         return jax.tree_util.tree_unflatten(loaded.out_tree, out)
 
@@ -289,14 +316,20 @@ class persistent_jit:  # noqa: N801  (used like jax.jit)
                 blob, in_tree, flat_out_tree, out_tree = pickle.loads(
                     zlib.decompress(path.read_bytes()))
                 compiled = serialize_executable.deserialize_and_load(blob, in_tree, flat_out_tree)
-                return _Loaded(compiled, out_tree)
+                return _Loaded(compiled, out_tree, path)
             except Exception:  # noqa: BLE001  (a damaged or foreign file: compile again)
                 pass
+        hits = _JAX_CACHE_HITS[0]
         try:
-            compiled, out_tree = self._compile(static, treedef, leaves, signature)
+            compiled, out_tree = self._compile(static, treedef, leaves, signature,
+                                               None if path is None else path.stem)
         except Exception:  # noqa: BLE001  (not compilable this way: the plain jax.jit path)
             return False
-        if path is not None:
+        # An executable that JAX read from its own cache serialises into a file that loads but
+        # cannot run (jaxlib 0.10.2, CPU: "Function ... not found" in the next process): only
+        # programs compiled here are written.  (Programs are named by their key, so JAX's cache
+        # holds one of ours only if its file was lost.)
+        if path is not None and _JAX_CACHE_HITS[0] == hits:
             try:
                 blob, in_tree, flat_out_tree = serialize_executable.serialize(compiled)
                 results.atomic_write_bytes(path, zlib.compress(pickle.dumps(
@@ -305,7 +338,7 @@ class persistent_jit:  # noqa: N801  (used like jax.jit)
                 pass
         return _Loaded(compiled, out_tree)
 
-    def _compile(self, static, treedef, leaves, signature):
+    def _compile(self, static, treedef, leaves, signature, name=None):
         out_tree = []
 
         def flat(*flat_leaves):
@@ -314,6 +347,10 @@ class persistent_jit:  # noqa: N801  (used like jax.jit)
             out_leaves, tree = jax.tree_util.tree_flatten(out)
             out_tree.append(tree)
             return tuple(out_leaves)
+
+        # the program's name (and so JAX's cache key) carries the file's key: a new source,
+        # version or flag setting never finds an entry in JAX's cache that an earlier one made
+        flat.__name__ = flat.__qualname__ = f"{self.__name__}_{name}" if name else self.__name__
 
         specs = [jax.ShapeDtypeStruct(np.shape(x), jax.numpy.result_type(x), weak_type=sig[2])
                  for x, sig in zip(leaves, signature)]

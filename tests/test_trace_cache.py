@@ -158,3 +158,48 @@ def test_user_family_result_is_right_without_the_cache():
     ours = gj.conditional_value(gj.Normal(), gj.Normal(), t)
     theirs = gj.conditional_value(_UserLaw(), gj.Normal(), t)
     np.testing.assert_allclose(theirs, ours, rtol=1e-13)
+
+
+_FROM_JAX_CACHE = textwrap.dedent("""
+    import json, sys
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import numpy as np
+    import goodhart_jax as gj
+    from goodhart_jax import compile_cache
+    if sys.argv[1] == "careless":  # as before the fix: programs from JAX's cache written too
+        compile_cache._count_cache_hits.__code__ = (lambda event, **kwargs: None).__code__
+    t = np.array([1.0, 2.0])
+    out = gj.log_tail_prob(gj.Normal(), gj.Normal(), t)
+    print(json.dumps([float(v).hex() for v in np.asarray(out)]))
+""")
+
+
+def _run_script(script: str, cache, *argv) -> list:
+    environ = {**os.environ, "GOODHART_JAX_CACHE_DIR": str(cache), "JAX_PLATFORMS": "cpu"}
+    environ.pop("GOODHART_JAX_CACHE", None)
+    proc = subprocess.run([sys.executable, "-c", script, *argv], env=environ,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_program_from_jaxs_cache_is_not_kept_and_a_broken_file_is_dropped(tmp_path):
+    # jaxlib 0.10.2 on CPU: an executable JAX read from its own persistent cache serialises into
+    # a file that loads but cannot run in the next process ("Function ... not found").  Such a
+    # program is left unwritten; a broken file found anyway is removed and the call traced.
+    want = [float(v).hex() for v in _normal_log_sf(np.array([1.0, 2.0]) / np.sqrt(2.0))]
+    traces = tmp_path / "traces"
+    first = _run_script(_FROM_JAX_CACHE, tmp_path, "plain")  # compiles: JAX's cache and a file
+    assert len(list(traces.glob("*.trace"))) == 1
+    for f in traces.glob("*.trace"):  # the file lost, JAX's entry kept
+        f.unlink()
+    second = _run_script(_FROM_JAX_CACHE, tmp_path, "plain")  # JAX's cache: no file written
+    assert not list(traces.glob("*.trace"))
+    third = _run_script(_FROM_JAX_CACHE, tmp_path, "careless")  # writes the broken file
+    assert len(list(traces.glob("*.trace"))) == 1
+    fourth = _run_script(_FROM_JAX_CACHE, tmp_path, "plain")  # runs it, fails, drops it
+    assert not list(traces.glob("*.trace"))
+    np.testing.assert_allclose([float.fromhex(v) for v in first],
+                               [float.fromhex(v) for v in want], rtol=1e-13)
+    assert first == second == third == fourth
