@@ -636,25 +636,30 @@ def _gennorm_at_a_point(x: np.ndarray, law: Distribution, loglik: float):
         return ll, scale
 
     best = (law, loglik, False)
-    golden = (math.sqrt(5.0) - 1.0) / 2.0
+    bracket = (log_p0 - _KINK_LOG_P, min(log_p0 + _KINK_LOG_P, 0.0))
     for loc in np.unique(xs[max(0, j - _KINK_POINTS):j + _KINK_POINTS]):
-        a, b = log_p0 - _KINK_LOG_P, min(log_p0 + _KINK_LOG_P, 0.0)
-        c, d = b - golden * (b - a), a + golden * (b - a)
-        fc, fd = profile(loc, c)[0], profile(loc, d)[0]
-        while b - a > 1e-12:
-            if fc >= fd:
-                b, d, fd = d, c, fc
-                c = b - golden * (b - a)
-                fc = profile(loc, c)[0]
-            else:
-                a, c, fc = c, d, fd
-                d = a + golden * (b - a)
-                fd = profile(loc, d)[0]
-        log_p = 0.5 * (a + b)
+        log_p = _golden_max(lambda lp, loc=loc: profile(loc, lp)[0], *bracket)
         ll, scale = profile(loc, log_p)
         if ll > best[1]:
             best = (GenNormal(math.exp(log_p), float(loc), scale), ll, True)
     return best
+
+
+def _golden_max(f: Callable[[float], float], a: float, b: float, tol: float = 1e-12) -> float:
+    """The maximiser of a unimodal ``f`` on ``[a, b]`` by golden-section search (host side)."""
+    golden = (math.sqrt(5.0) - 1.0) / 2.0
+    c, d = b - golden * (b - a), a + golden * (b - a)
+    fc, fd = f(c), f(d)
+    while b - a > tol:
+        if fc >= fd:
+            b, d, fd = d, c, fc
+            c = b - golden * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + golden * (b - a)
+            fd = f(d)
+    return 0.5 * (a + b)
 
 
 def _concrete(law: Distribution) -> Distribution:

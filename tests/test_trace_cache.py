@@ -51,13 +51,18 @@ _SCRIPT = textwrap.dedent("""
 """)
 
 
-def _run(cache: str, **env) -> dict:
-    environ = {**os.environ, "GOODHART_JAX_CACHE_DIR": cache, "JAX_PLATFORMS": "cpu", **env}
+def _run_script(script: str, cache, *argv, **env):
+    """``script`` in a fresh Python with the cache in ``cache``: its last line of output, as JSON."""
+    environ = {**os.environ, "GOODHART_JAX_CACHE_DIR": str(cache), "JAX_PLATFORMS": "cpu", **env}
     environ.pop("GOODHART_JAX_CACHE", None)
-    proc = subprocess.run([sys.executable, "-c", _SCRIPT], env=environ, capture_output=True,
-                          text=True, timeout=900)
+    proc = subprocess.run([sys.executable, "-c", script, *argv], env=environ,
+                          capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _run(cache: str, **env) -> dict:
+    return _run_script(_SCRIPT, cache, **env)
 
 
 def test_a_fresh_process_loads_the_traced_programs_and_gets_the_same_bits(tmp_path):
@@ -173,15 +178,6 @@ _FROM_JAX_CACHE = textwrap.dedent("""
     out = gj.log_tail_prob(gj.Normal(), gj.Normal(), t)
     print(json.dumps([float(v).hex() for v in np.asarray(out)]))
 """)
-
-
-def _run_script(script: str, cache, *argv) -> list:
-    environ = {**os.environ, "GOODHART_JAX_CACHE_DIR": str(cache), "JAX_PLATFORMS": "cpu"}
-    environ.pop("GOODHART_JAX_CACHE", None)
-    proc = subprocess.run([sys.executable, "-c", script, *argv], env=environ,
-                          capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def test_a_program_from_jaxs_cache_is_not_kept_and_a_broken_file_is_dropped(tmp_path):
