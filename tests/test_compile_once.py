@@ -75,6 +75,29 @@ def test_threshold_counts_share_buckets():
     assert n() == first
 
 
+def test_one_threshold_compiles_once_in_any_container():
+    """A scalar threshold (Python float, 0-d NumPy or JAX array) runs without padding, and its
+    result is the closed form E[V | V + X >= t] = phi(z) / (sqrt 2 Q(z)), z = t / sqrt 2, for
+    standard normal V and X; new scalar values compile nothing, whatever their container."""
+    from scipy import stats
+
+    def closed(t):
+        z = t / np.sqrt(2.0)
+        return stats.norm.pdf(z) / (np.sqrt(2.0) * stats.norm.sf(z))
+
+    value, error = gj.Normal(), gj.Normal()
+    kinds = (float, np.float64, np.asarray, jnp.asarray, lambda t: jnp.asarray(t, jnp.float64))
+    for kind in kinds:
+        _ready(gj.conditional_value(value, error, kind(0.5)))
+    with compilations() as n:
+        for kind in kinds:
+            for t in (1.0, 3.0):
+                out = gj.conditional_value(value, error, kind(t))
+                assert isinstance(out, jax.Array) and out.shape == ()
+                np.testing.assert_allclose(float(out), closed(t), rtol=1e-12)
+    assert n() == 0
+
+
 @pytest.mark.parametrize("fn", ["best_of_n_value", "best_of_n_quantile"])
 def test_best_of_n_compiles_once(fn):
     f = getattr(gj, fn)
