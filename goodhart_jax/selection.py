@@ -90,8 +90,8 @@ _GLX, _GLW = gauss_legendre(_OUTER_ORDER)
 # coarse beyond (the second pass refines where the windows need it).  128 of them, one batch of
 # the tail quadrature: twice as many (256) moved Kwa et al.'s grid by at most 9e-15 and cost
 # 12% more time.
-_PROBES = np.concatenate([-np.geomspace(1e3, 1e-2, 15), [0.0], np.geomspace(1e-2, 1e3, 75),
-                          np.geomspace(1e3, 1e200, 38)[1:]])
+_PROBES = np.concatenate([-np.geomspace(1e3, 1e-2, 8), [0.0], np.geomspace(1e-2, 1e3, 36),
+                          np.geomspace(1e3, 1e200, 20)[1:]])
 
 
 def kl_best_of_n(n) -> Array:
@@ -332,7 +332,7 @@ def _tail_passes(value, error, probes, s_lo, s_top, c, scale, lo, extra):
     shape = jax.eval_shape(  # (G, M): M is OUTER_NODES plus a mixture's extra breakpoints' nodes
         lambda q: window_rule(q, q, s_lo, s_top, c, scale, lo, extra), probes).u.shape
     sizes = [p] + [m] * (_PASSES - 1) + [shape[0] * shape[1]]
-    chunk = quadrature_batch(max(sizes))
+    chunk = quadrature_batch(max(sizes), tuple(sizes))
     counts = [-(-k // chunk) for k in sizes]  # chunks per pass
     width = max(counts) * chunk               # a pass's points, padded
     n_known = sum(counts[:-1]) * chunk        # the quantile passes' points
