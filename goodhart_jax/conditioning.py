@@ -227,7 +227,10 @@ def _layout(value: Distribution, error: Distribution, t, inner_log):
     of the domain and has a left side only); and, for each pair of a V and an X piece neither
     of which is heavy-tailed, the saddle of ``log f_Xj(t - y) + inner_log(V_i, y)``
     (``inner_log`` gives ``log S`` or ``log f`` of a piece).  With one piece each this is V's
-    bulk, ``t - c_X``, ``lo_V``, ``hi``, the saddle.
+    bulk, ``t - c_X``, ``lo_V``, ``hi``, the saddle.  A piece whose bulk's centre is its lower
+    support end (``bulk_at_lower_end``: exponential, Pareto, generalized Pareto) gets one
+    anchor there, not two: at coincident anchors all but one side have zero length, and their
+    nodes (a third of the rule for a gennorm value with an exponential error) weigh nothing.
     """
     dtype = jnp.result_type(t)
     inf = jnp.asarray(jnp.inf, dtype)
@@ -250,8 +253,9 @@ def _layout(value: Distribution, error: Distribution, t, inner_log):
     x_bulk = [tuple(jnp.asarray(a, dtype) for a in d.bulk()) for d in x_parts]
     for c, s in v_bulk:
         add(c, t - c, s, both)
-    for c, s in x_bulk:
-        add(t - c, c, s, both, True)
+    for d, (c, s) in zip(x_parts, x_bulk):
+        if not d.bulk_at_lower_end:  # else the anchor t - lo below is the same point
+            add(t - c, c, s, both, True)
     bounded_x = _bounded_below(error)
     if bounded_x:
         lo_x = jnp.asarray(error.support()[0], dtype)
@@ -260,8 +264,8 @@ def _layout(value: Distribution, error: Distribution, t, inner_log):
         lo_x, hi = None, inf
     v_lo = [jnp.asarray(d.support()[0], dtype) if _bounded_leaf(d) else None for d in v_parts]
     x_lo = [jnp.asarray(d.support()[0], dtype) if _bounded_leaf(d) else None for d in x_parts]
-    for lo, (_, s) in zip(v_lo, v_bulk):
-        if lo is not None:
+    for d, lo, (_, s) in zip(v_parts, v_lo, v_bulk):
+        if lo is not None and not d.bulk_at_lower_end:  # (else the bulk's anchor is there)
             add(lo, t - lo, s, both)
     for lo, (_, s) in zip(x_lo, x_bulk):
         if lo is not None:

@@ -198,6 +198,9 @@ class Distribution:
     * ``tilted_mean(lam)``: ``E[V e^(lam V)] / E[e^(lam V)]`` (default: quadrature);
     * ``smooth`` / ``cusp`` (static): the density is analytic on the line / has a cusp at the
       centre of ``bulk()`` (defaults: ``False``);
+    * ``bulk_at_lower_end`` (static): the centre of ``bulk()`` is the lower end of the support
+      for every parameter value (default ``False``; exponential, Pareto, generalized Pareto):
+      the exact quadrature then places one panel anchor there, not two at the same point;
     * ``sf_cost`` (static): the relative cost of ``log_sf`` at one point (default 1; 2 for a
       survival function by a continued fraction or series, Student t and gennorm, or by two
       error functions, Levy): best-of-n
@@ -236,6 +239,7 @@ class Distribution:
     name: ClassVar[str] = ""
     smooth: ClassVar[bool] = False
     cusp: ClassVar[bool] = False
+    bulk_at_lower_end: ClassVar[bool] = False
     sf_cost: ClassVar[int] = 1
 
     def __init_subclass__(cls, **kwargs):
@@ -877,6 +881,7 @@ class Exponential(Distribution):
 
     name = "exponential"
     constraints = {"rate": POSITIVE}
+    bulk_at_lower_end = True
     tail = "exponential"
 
     def right_tail(self):
@@ -1000,6 +1005,7 @@ class Pareto(Distribution):
 
     name = "pareto"
     constraints = {"alpha": POSITIVE, "scale": POSITIVE}
+    bulk_at_lower_end = True
     tail = "heavy"
 
     def right_tail(self):
@@ -1093,6 +1099,7 @@ class GeneralizedPareto(Distribution):
 
     name = "genpareto"
     constraints = {"xi": REAL, "scale": POSITIVE, "loc": REAL}
+    bulk_at_lower_end = True
 
     def __init__(self, xi, scale=1.0, loc=0.0):
         super().__init__(xi=xi, scale=scale, loc=loc)
