@@ -987,3 +987,20 @@ def test_t_log_density_gradient_in_df_finite_to_the_float_maximum():
             got = float(grad(d, z))
             want = float(ref(d, z))
             assert np.isfinite(got) and abs(got - want) <= 1e-9 * max(1.0, abs(want)), (d, z, got, want)
+
+
+def test_bulk_at_lower_end_is_declared_where_it_holds():
+    """The quadrature leaves out one of two anchors for a family declaring
+    ``bulk_at_lower_end``: the declaration must hold for every parameter value (checked on the
+    parameter sets above and the generalized Pareto's shapes), and a family whose bulk is
+    elsewhere must not make it."""
+    cases = [(cls, p) for cls, ps in PARAMS.values() for p in ps]
+    cases += [(gj.GeneralizedPareto, (xi, 2.0, -1.0)) for xi in (-1.5, -0.5, 0.0, 0.4, 2.0)]
+    declared = set()
+    for cls, p in cases:
+        d = cls(*p)
+        at_end = float(d.bulk()[0]) == float(d.support()[0])
+        assert at_end == cls.bulk_at_lower_end, (cls.__name__, p)
+        if cls.bulk_at_lower_end:
+            declared.add(cls)
+    assert declared == {gj.Exponential, gj.Pareto, gj.GeneralizedPareto}
