@@ -403,7 +403,7 @@ def _beta_cf_either(first, ab1, ab2, x):
     The coefficients ``d_k / x`` depend on the parameters alone: for scalar parameters (a t law
     under ``vmap`` over points) they are computed once per term for both fractions and picked
     per element, so a term costs each element a select, a product and a quotient, against the
-    four products and two quotients of computing them per element (1.8x faster t survival).
+    four products and two quotients of computing them per element.
     """
     m_max = _BETA_CF_PAIRS
 
