@@ -756,14 +756,16 @@ def _batched(kernel, value, error, t, post=_identity):
     device) and its results come out in its shape: no host round trip, no reshape (together
     ~0.1 ms, a third of a one-threshold call on CPU).  A scalar compiles its own program.
     """
-    if not (isinstance(t, jax.Array) and jnp.issubdtype(t.dtype, jnp.floating)
-            and not getattr(t, "weak_type", False)):  # (a weak type would key its own program)
+    on_device = (isinstance(t, jax.Array) and jnp.issubdtype(t.dtype, jnp.floating)
+                 and not getattr(t, "weak_type", False))  # (a weak type keys its own program)
+    if not on_device:
         t = host_float(t)
     shape, size = t.shape, math.prod(t.shape)
     pad = bucket_size(size) - size
     if not pad and t.ndim <= 1:
         return _run(kernel, post, value, error, t)
-    t = host_float(t)
+    if on_device:  # padded on the host
+        t = host_float(t)
     xp = np if isinstance(t, np.ndarray) else jnp
     flat = t.reshape(-1)
     if pad:
