@@ -140,7 +140,7 @@ def _side(length, scale, dtype, extra=None):
     lw = (jnp.log(jnp.asarray(_GLW, dtype))[None, :] + jnp.log(jnp.where(live, h, 1.0))[:, None]
           + jnp.log(scale) + w)
     lw = jnp.where(live[:, None], lw, -jnp.inf)
-    return (scale * jnp.expm1(w)).reshape(-1), lw.reshape(-1)
+    return (scale * jnp.expm1(w)).reshape(-1), lw.reshape(-1), scale * jnp.expm1(bp[1:])
 
 
 def _lower_end(value: Distribution, error: Distribution, dtype):
@@ -175,6 +175,7 @@ class _Rule(NamedTuple):
 
     u: Array
     log_weight: Array
+    edge: Array  # per panel: its end away from the rule's middle (sides), its left end (middle)
 
 
 def _window_rule(pts, s_pts, s_lo, s_top, c, scale, lo, extra=None) -> _Rule:
@@ -199,13 +200,14 @@ def _window_rule(pts, s_pts, s_lo, s_top, c, scale, lo, extra=None) -> _Rule:
     lw_m = jnp.where(live[:, None], lw_m, -jnp.inf).reshape(-1)
     # the two sides
     left_len = jnp.where(jnp.isfinite(lo), u_lo - lo, jnp.inf)
-    off_l, lw_l = _side(jnp.maximum(left_len, 0.0), width[0], dtype,
+    off_l, lw_l, end_l = _side(jnp.maximum(left_len, 0.0), width[0], dtype,
                         None if extra is None else u_lo - extra)
-    off_r, lw_r = _side(jnp.asarray(jnp.inf, dtype), width[-1], dtype,
+    off_r, lw_r, end_r = _side(jnp.asarray(jnp.inf, dtype), width[-1], dtype,
                         None if extra is None else extra - u_hi)
     u = jnp.concatenate([u_lo - off_l, u_m, u_hi + off_r])
     lw = jnp.concatenate([lw_l, lw_m, lw_r])
-    return _Rule(jnp.where(jnp.isfinite(lw), u, u_lo), lw)
+    edge = jnp.concatenate([u_lo - end_l, u_mid[:-1], u_hi + end_r])
+    return _Rule(jnp.where(jnp.isfinite(lw), u, u_lo), lw, edge)
 
 
 # Multiples of a pair's width at which a mixture's outer rule gets breakpoints: around the
@@ -313,13 +315,15 @@ def _tail_passes(value, error, probes, s_lo, s_top, c, scale, lo, extra):
 
     The passes: the probes, then ``_PASSES - 1`` rounds at the quantiles ``u(s_j)`` of every
     window as interpolated from all the points so far, then the windows' rules (from the final
-    points) and ``log S_U`` at their nodes.  A pass's points are computed when its first chunk
-    comes up; the points of the quantile passes only steer the rules, so they carry no
-    derivative, while ``log S_U`` at the rules' nodes differentiates in the distributions'
-    parameters (nodes held fixed).
+    points) and ``log S_U`` at their middle panels' nodes and where the middle starts (the
+    sides' come from the density: :func:`_log_sf_sides`).  A pass's points are computed when its first chunk comes up; the
+    points of the quantile passes only steer the rules, so they carry no derivative, while
+    ``log S_U`` at the rules' nodes differentiates in the distributions' parameters (nodes held
+    fixed).
 
     Returns the points ``u`` (sorted) with ``s(u) = -log S_U(u)``, the rules (``(G, M)``) and
-    ``log S_U`` at their nodes.
+    ``log S_U`` at their middle nodes and, last, at the start ``u_lo`` of their middle
+    (``(G, M_mid + 1)``).
     """
     dtype = probes.dtype
     g, p = s_lo.shape[0], probes.shape[0]
@@ -331,7 +335,9 @@ def _tail_passes(value, error, probes, s_lo, s_top, c, scale, lo, extra):
     window_rule = jax.vmap(_window_rule, in_axes=(None, None, 0, 0, None, None, None, None))
     shape = jax.eval_shape(  # (G, M): M is OUTER_NODES plus a mixture's extra breakpoints' nodes
         lambda q: window_rule(q, q, s_lo, s_top, c, scale, lo, extra), probes).u.shape
-    sizes = [p] + [m] * (_PASSES - 1) + [shape[0] * shape[1]]
+    mid = _middle(extra)
+    n_left = mid.start // _OUTER_ORDER
+    sizes = [p] + [m] * (_PASSES - 1) + [g * (mid.stop - mid.start + 1)]
     chunk = quadrature_batch(max(sizes), tuple(sizes))
     counts = [-(-k // chunk) for k in sizes]  # chunks per pass
     width = max(counts) * chunk               # a pass's points, padded
@@ -347,46 +353,167 @@ def _tail_passes(value, error, probes, s_lo, s_top, c, scale, lo, extra):
     s_mid = (s_lo[:, None] + (s_top - s_lo)[:, None]
              * jnp.linspace(0.0, 1.0, _K_MID + 1, dtype=dtype)[None, :]).reshape(-1)
 
-    def keep(points, lw, known, s_known):
-        return points, lw
+    def keep(points, rule, known, s_known):
+        return points, rule
 
-    def quantiles(points, lw, known, s_known):
+    def quantiles(points, rule, known, s_known):
         est = interp(*_sorted_known(known, s_known), s_mid, c, scale)[0]
-        return _pad_to(est, width), lw
+        return _pad_to(est, width), rule
 
-    def rules(points, lw, known, s_known):
+    def rules(points, rule, known, s_known):
         r = window_rule(*_sorted_known(known, s_known), s_lo, s_top, c, scale, lo, extra)
-        return _pad_to(r.u.reshape(-1), width), _pad_to(r.log_weight.reshape(-1), width)
+        at = jnp.concatenate([r.u[:, mid], r.edge[:, n_left:n_left + 1]], axis=1)  # + u_lo
+        return _pad_to(at.reshape(-1), width), r
 
     def body(carry, x):
-        points, lw, known, s_known, out = carry
+        points, rule, known, s_known, out = carry
         k, at_read, at_write, final = x
-        points, lw = jax.lax.stop_gradient(
-            jax.lax.switch(k, (keep, quantiles, rules), points, lw, known, s_known))
+        points, rule = jax.lax.stop_gradient(
+            jax.lax.switch(k, (keep, quantiles, rules), points, rule, known, s_known))
         batch = jax.lax.dynamic_slice(points, (at_read,), (chunk,))
         log_s = _live(tail_quadrature, *survival_order, batch)
         known = jnp.where(final, known, jax.lax.dynamic_update_slice(known, batch, (at_write,)))
         s_known = jnp.where(final, s_known, jax.lax.dynamic_update_slice(
             s_known, -jax.lax.stop_gradient(log_s), (at_write,)))
         out = jnp.where(final, jax.lax.dynamic_update_slice(out, log_s, (at_write,)), out)
-        return (points, lw, known, s_known, out), None
+        return (points, rule, known, s_known, out), None
 
     inf = jnp.full((n_known + 1,), jnp.inf, dtype)  # never-written points count as u = inf
-    init = (_pad_to(probes, width), jnp.zeros((width,), dtype), inf, inf,
+    zeros = jnp.zeros(shape, dtype)
+    init = (_pad_to(probes, width), _Rule(zeros, zeros, zeros[:, ::_OUTER_ORDER]), inf, inf,
             jnp.zeros((counts[-1] * chunk,), dtype))
-    (points, lw, known, s_known, out), _ = jax.lax.scan(body, init, xs)
+    (_, rule, known, s_known, out), _ = jax.lax.scan(body, init, xs)
     pts, s_pts = _sorted_known(known, s_known)
-    n = sizes[-1]
-    return pts, s_pts, _Rule(points[:n].reshape(shape), lw[:n].reshape(shape)), out[:n]
+    return pts, s_pts, rule, out[:sizes[-1]].reshape(g, -1)
+
+
+def _middle(extra) -> slice:
+    """Where a window's middle panels' nodes sit in its rule (static): after the left side."""
+    n_extra = 0 if extra is None else extra.shape[0]
+    start = (_SIDE_PANELS + n_extra) * _OUTER_ORDER
+    return slice(start, start + (_K_MID + n_extra) * _OUTER_ORDER)
+
+
+# The sides of the rule get S_U from the density at their nodes.  Right side: the mass beyond a
+# node, the side's panels further out (by the rule's own weights) plus the integral from the
+# node to its panel's outer end, by _SUB-point Gauss-Legendre rules on the polynomial in w
+# through log(f_U du/dw) at the panel's nodes (a power-law tail is linear there).  Left side:
+# S_U(u_lo) (tail quadrature) plus the mass between u_lo and the node, the panels further in
+# plus the integral from the node to its panel's inner end, on the polynomial in u through
+# log f_U (exact for a normal tail).  There the weights n F^(n-1) f hardly feel an error of S:
+# on the right n S <= e^-4; on the left an absolute error e of S moves them by (n - 1) e / F
+# with F^(n-1) <= 2^(1-n) (e <= 3e-12 against mpmath for a normal V with a Levy X; best-of-n
+# values of Kwa et al.'s grid moved by <= 1e-14 from the tail quadrature's).  The middle
+# panels, where n S ~ 1 and a panel may span the change from U's bulk to its tail, keep the
+# tail quadrature: the density's polynomial put 4e-8 into S there (a normal V, a Levy X).
+_SUB = 8
+
+
+def _lagrange(points: np.ndarray) -> np.ndarray:
+    """The Lagrange basis of the rule's nodes ``_GLX`` at ``points``: ``(*points.shape, order)``."""
+    out = np.ones(points.shape + (_OUTER_ORDER,))
+    for i in range(_OUTER_ORDER):
+        for k in range(_OUTER_ORDER):
+            if k != i:
+                out[..., i] *= (points - _GLX[k]) / (_GLX[i] - _GLX[k])
+    return out
+
+
+def _part_rule(outward: bool):
+    """For the stretch from each node ``x_j`` of a panel ``[0, 1]`` to its end ``1``
+    (``outward``) or ``0``: the Lagrange basis at the stretch's ``_SUB`` Gauss-Legendre points
+    ``(order, _SUB, order)``, the log of their weights ``(order, _SUB)`` and the integrals of
+    the basis over it ``(order, order)`` (degree ``order - 1``: ``_SUB`` points are exact)."""
+    xi, eta = gauss_legendre(_SUB)
+    x = _GLX[:, None]
+    a, b = (x, 1.0 + 0.0 * x) if outward else (0.0 * x, x)
+    pts = a + (b - a) * xi[None, :]
+    w = (b - a) * eta[None, :]
+    basis = _lagrange(pts)
+    return basis, np.log(w), np.einsum("jm,jmi->ji", w, basis)
+
+
+_PART_RULES = {True: _part_rule(True), False: _part_rule(False)}
+
+
+def _log_parts_in_x(log_g, outward: bool):
+    """``log`` of the integral of ``g`` from each node of a panel to one of its ends (rows of
+    ``log_g``: ``log g`` at a panel's nodes, ``g`` the integrand in the panel's ``x``).
+
+    Where every node is finite: the polynomial through ``log g``; else (a panel reaching where
+    ``f_U`` underflows) the polynomial through ``g`` itself."""
+    basis, log_w, exact = (jnp.asarray(a, log_g.dtype) for a in _PART_RULES[outward])
+    finite = jnp.all(jnp.isfinite(log_g), axis=-1, keepdims=True)
+    smooth = jax.nn.logsumexp(
+        jnp.einsum("jmi,pi->pjm", basis, jnp.where(finite, log_g, 0.0)) + log_w, axis=-1)
+    ok = ~jnp.isnan(log_g)
+    top = jnp.max(jnp.where(ok, log_g, -jnp.inf), axis=-1, keepdims=True)
+    top = jnp.where(jnp.isfinite(top), top, 0.0)
+    total = jnp.where(ok, jnp.exp(jnp.where(ok, log_g, -jnp.inf) - top), 0.0) @ exact.T
+    some = total > 0
+    rough = jnp.where(some, jnp.log(jnp.where(some, total, 1.0)) + top, -jnp.inf)
+    return jnp.where(finite, smooth, rough)
+
+
+def _log_parts_in_u(log_f, u, end):
+    """``log`` of the integral of ``f_U`` from each node to ``end`` (rows: a panel's nodes
+    ``u`` and ``log f_U`` there; ``end`` per panel), on the polynomial in ``u`` through
+    ``log f_U``; and where that applies (every node finite)."""
+    dtype = log_f.dtype
+    xi, eta = (jnp.asarray(a, dtype) for a in gauss_legendre(_SUB))
+    span = end[:, None] - u                                          # signed (P, order)
+    diff = (u[:, :, None] + span[:, :, None] * xi)[..., None] - u[:, None, None, :]
+    eye = jnp.eye(_OUTER_ORDER, dtype=bool)
+    gap = jnp.where(eye, 1.0, u[:, :, None] - u[:, None, :])          # u_k - u_m
+    gap = jnp.where(gap == 0, 1.0, gap)
+    basis = jnp.stack([jnp.prod(jnp.where(eye[k], 1.0, diff / gap[:, None, None, k, :]), axis=-1)
+                       for k in range(_OUTER_ORDER)], axis=-1)        # (P, order, _SUB, order)
+    finite = jnp.all(jnp.isfinite(log_f), axis=-1, keepdims=True)
+    poly = jnp.einsum("pjmk,pk->pjm", basis, jnp.where(finite, log_f, 0.0))
+    size = jnp.abs(span)
+    out = jax.nn.logsumexp(poly + jnp.log(eta), axis=-1) + jnp.log(jnp.where(size > 0, size, 1.0))
+    return finite & (size > 0), jnp.where(size > 0, out, -jnp.inf)
+
+
+def _log_sf_sides(rule: _Rule, log_f, log_s_lo, mid: slice):
+    """``log S_U`` at one window's side nodes (``(M,)`` each of ``rule.u``, ``log_f``) from
+    ``log f_U`` there and ``log S_U(u_lo)`` (see the comment above); what lies beyond the
+    rule's right end (``e^-110``-relative or less in ``w``) is left out.
+
+    Returns ``(log S_U on the left side, on the right side)``.
+    """
+    k = _OUTER_ORDER
+    term = jnp.where(jnp.isnan(log_f) | ~jnp.isfinite(rule.log_weight), -jnp.inf,
+                     rule.log_weight + log_f).reshape(-1, k)     # the rule's terms w f_U
+    panel = jax.nn.logsumexp(term, axis=-1)
+    panel = jnp.where(jnp.isnan(panel), -jnp.inf, panel)
+    log_g = term - jnp.log(jnp.asarray(_GLW, term.dtype))      # log(f_U du/dx) at the nodes
+    n_left, n_right = mid.start // k, mid.stop // k
+    ninf = jnp.full((1,), -jnp.inf, term.dtype)
+    # right side (panels outward): the panels further out, and the node's part of its own
+    beyond = jax.lax.cumlogsumexp(panel[n_right:], reverse=True)
+    beyond = jnp.concatenate([beyond[1:], ninf])
+    part = jnp.minimum(_log_parts_in_x(log_g[n_right:], outward=True), panel[n_right:, None])
+    right = jnp.minimum(jnp.logaddexp(beyond[:, None], part), 0.0)
+    # left side (panels outward from u_lo): S(u_lo), the panels further in, the node's part
+    inside = jax.lax.cumlogsumexp(panel[:n_left])
+    inside = jnp.concatenate([ninf, inside[:-1]])
+    inner_end = jnp.concatenate([rule.edge[n_left:n_left + 1], rule.edge[:n_left - 1]])
+    ok, in_u = _log_parts_in_u(log_f.reshape(-1, k)[:n_left], rule.u.reshape(-1, k)[:n_left],
+                               inner_end)
+    part = jnp.where(ok, in_u, _log_parts_in_x(log_g[:n_left], outward=False))
+    part = jnp.minimum(part, panel[:n_left, None])
+    left = jnp.logaddexp(log_s_lo, jnp.logaddexp(inside[:, None], part))
+    return jnp.minimum(left, 0.0).reshape(-1), right.reshape(-1)
 
 
 def _outer_nodes(value, error, s_lo, s_top) -> _OuterNodes:
     """The rules of the windows ``[s_lo, s_top]`` (1-D, one per window) and the inner quantities.
 
     One pass of the tail quadrature over the probes (shared by every window), two over each
-    window's interpolated quantiles and one over all the windows' rules (the passes are one
+    window's interpolated quantiles and one over the rules' middle panels (the passes are one
     loop: one compiled tail quadrature), then the density / regression quadrature at the
-    rules' nodes.
+    rules' nodes, which also gives ``S_U`` on the rules' sides (:func:`_log_sf_sides`).
     """
     dtype = s_lo.dtype
     c_v, s_v = (jnp.asarray(a, dtype) for a in value.bulk())
@@ -396,16 +523,20 @@ def _outer_nodes(value, error, s_lo, s_top) -> _OuterNodes:
     probes = c + scale * jnp.asarray(_PROBES, dtype)
     probes = jnp.where(jnp.isfinite(lo), jnp.maximum(probes, lo + 1e-9 * scale), probes)
     extra = _pair_points(value, error, dtype)
-    pts, s_pts, rules, log_s = _tail_passes(value, error, probes, s_lo, s_top, c, scale, lo, extra)
-    u = rules.u.reshape(-1)
+    pts, s_pts, rules, log_s_mid = _tail_passes(value, error, probes, s_lo, s_top, c, scale, lo,
+                                                extra)
+    log_s_mid, log_s_lo = log_s_mid[:, :-1], log_s_mid[:, -1]
+    shape = rules.u.shape
     # the inner quantities differentiate in the distributions' parameters (nodes held fixed)
-    log_f, pos, neg = _live(proxy_quadrature, value, error, u)
+    log_f, pos, neg = (a.reshape(shape) for a in
+                       _live(proxy_quadrature, value, error, rules.u.reshape(-1)))
+    mid = _middle(extra)
+    left, right = jax.vmap(_log_sf_sides, in_axes=(0, 0, 0, None))(rules, log_f, log_s_lo, mid)
+    log_s = jnp.concatenate([left, log_s_mid, right], axis=-1)
     ok_f = jnp.isfinite(log_f)
     lf_s = jnp.where(ok_f, log_f, 0.0)
     excess = jnp.where(ok_f, jnp.exp(pos - lf_s) - jnp.exp(neg - lf_s), 0.0)
-    shape = rules.u.shape
-    return _OuterNodes(rules.log_weight, log_s.reshape(shape), log_f.reshape(shape),
-                       excess.reshape(shape), pts, s_pts, c, scale)
+    return _OuterNodes(rules.log_weight, log_s, log_f, excess, pts, s_pts, c, scale)
 
 
 def _combine(n, nodes: _OuterNodes):
