@@ -267,8 +267,7 @@ class _OuterNodes(NamedTuple):
 _PASSES = 3  # the probes, then two rounds at each window's interpolated quantiles
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _live(kernel, value, error, u):
+def _live(kernel, value, error, u, want=True, fallback=None):
     """``kernel(value, error, u)`` (:func:`tail_quadrature` or :func:`proxy_quadrature`, 1-D
     ``u``), NaN-safe to differentiate in the distributions' parameters.
 
@@ -277,18 +276,32 @@ def _live(kernel, value, error, u):
     densities inside are ``inf`` (``d/ds log f(u / s)`` with ``u^2`` overflowing): a zero
     cotangent times an infinite partial is NaN.  Those nodes carry no weight; their derivative
     is taken at a live node instead (the values are untouched) and set to 0.
+
+    ``want`` (a traced bool): whether the derivative is wanted at all (a pass whose values
+    only steer the rules is not).  Where it is not, or no node is live, the derivative is
+    taken at ``fallback`` (default ``u[0]``), a point where it is finite: in reverse mode the
+    zero cotangents of such a pass still run through the kernel's derivative, and at the
+    probes far out (``1e200`` widths) an infinite partial made every gradient NaN.
     """
+    want = jnp.broadcast_to(jnp.asarray(want, bool), u.shape)
+    fallback = u[0] if fallback is None else jnp.asarray(fallback, u.dtype)
+    return _live_masked(kernel, value, error, u, want, fallback)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _live_masked(kernel, value, error, u, want, fallback):
     return kernel(value, error, u)
 
 
-@_live.defjvp
+@_live_masked.defjvp
 def _live_jvp(kernel, primals, tangents):
-    value, error, u = primals
+    value, error, u, want, fallback = primals
     out = kernel(value, error, u)
     first = out[0] if isinstance(out, tuple) else out
-    live = jnp.isfinite(first)
-    safe = jnp.where(live, u, u[jnp.argmax(live)])
-    tv, te, tu = tangents
+    live = jnp.isfinite(first) & want
+    anchor = jnp.where(jnp.any(live), u[jnp.argmax(live)], jax.lax.stop_gradient(fallback))
+    safe = jnp.where(live, u, anchor)
+    tv, te, tu = tangents[:3]
     _, t_out = jax.jvp(kernel, (value, error, safe), (tv, te, jnp.where(live, tu, 0.0)))
     return out, jax.tree_util.tree_map(
         lambda o, t: jnp.where(live & jnp.isfinite(o), t, jnp.zeros_like(t)), out, t_out)
@@ -371,7 +384,7 @@ def _tail_passes(value, error, probes, s_lo, s_top, c, scale, lo, extra):
         points, rule = jax.lax.stop_gradient(
             jax.lax.switch(k, (keep, quantiles, rules), points, rule, known, s_known))
         batch = jax.lax.dynamic_slice(points, (at_read,), (chunk,))
-        log_s = _live(tail_quadrature, *survival_order, batch)
+        log_s = _live(tail_quadrature, *survival_order, batch, want=final, fallback=c)
         known = jnp.where(final, known, jax.lax.dynamic_update_slice(known, batch, (at_write,)))
         s_known = jnp.where(final, s_known, jax.lax.dynamic_update_slice(
             s_known, -jax.lax.stop_gradient(log_s), (at_write,)))
@@ -440,27 +453,38 @@ def _log_parts_in_x(log_g, outward: bool):
     """``log`` of the integral of ``g`` from each node of a panel to one of its ends (rows of
     ``log_g``: ``log g`` at a panel's nodes, ``g`` the integrand in the panel's ``x``).
 
-    Where every node is finite: the polynomial through ``log g``; else (a panel reaching where
-    ``f_U`` underflows) the polynomial through ``g`` itself."""
+    Where every node counts (:func:`_counts`): the polynomial through ``log g``; else (a panel
+    reaching where ``f_U`` underflows) the polynomial through ``g`` itself."""
     basis, log_w, exact = (jnp.asarray(a, log_g.dtype) for a in _PART_RULES[outward])
-    finite = jnp.all(jnp.isfinite(log_g), axis=-1, keepdims=True)
+    ok = _counts(log_g)
+    finite = jnp.all(ok, axis=-1, keepdims=True)
     smooth = jax.nn.logsumexp(
         jnp.einsum("jmi,pi->pjm", basis, jnp.where(finite, log_g, 0.0)) + log_w, axis=-1)
-    ok = ~jnp.isnan(log_g)
     top = jnp.max(jnp.where(ok, log_g, -jnp.inf), axis=-1, keepdims=True)
-    top = jnp.where(jnp.isfinite(top), top, 0.0)
-    total = jnp.where(ok, jnp.exp(jnp.where(ok, log_g, -jnp.inf) - top), 0.0) @ exact.T
+    top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
+    total = jnp.where(ok, jnp.exp(jnp.where(ok, log_g, top) - top), 0.0) @ exact.T
     some = total > 0
     rough = jnp.where(some, jnp.log(jnp.where(some, total, 1.0)) + top, -jnp.inf)
     return jnp.where(finite, smooth, rough)
 
 
+def _counts(log_x):
+    """Where a log-density term counts: above ``-2 log(max float)`` (-1,420 in float64; a
+    normal tail far out gives ``-1e50``, whose polynomial or derivative would overflow)."""
+    return jnp.isfinite(log_x) & (log_x > -2.0 * float(np.log(np.finfo(log_x.dtype).max)))
+
+
 def _log_parts_in_u(log_f, u, end):
     """``log`` of the integral of ``f_U`` from each node to ``end`` (rows: a panel's nodes
     ``u`` and ``log f_U`` there; ``end`` per panel), on the polynomial in ``u`` through
-    ``log f_U``; and where that applies (every node finite)."""
+    ``log f_U``; and where that applies (every node counts: :func:`_counts`)."""
     dtype = log_f.dtype
     xi, eta = (jnp.asarray(a, dtype) for a in gauss_legendre(_SUB))
+    # an empty panel (its nodes all at one point, its end possibly infinite) gets a stand-in
+    # geometry: inf or NaN in the basis would be NaN in a gradient even where nothing uses it
+    good = jnp.all(jnp.isfinite(u), axis=-1) & jnp.isfinite(end) & (u[:, -1] != u[:, 0])
+    u = jnp.where(good[:, None], u, jnp.asarray(_GLX, dtype))
+    end = jnp.where(good, end, 0.0)
     span = end[:, None] - u                                          # signed (P, order)
     diff = (u[:, :, None] + span[:, :, None] * xi)[..., None] - u[:, None, None, :]
     eye = jnp.eye(_OUTER_ORDER, dtype=bool)
@@ -468,11 +492,14 @@ def _log_parts_in_u(log_f, u, end):
     gap = jnp.where(gap == 0, 1.0, gap)
     basis = jnp.stack([jnp.prod(jnp.where(eye[k], 1.0, diff / gap[:, None, None, k, :]), axis=-1)
                        for k in range(_OUTER_ORDER)], axis=-1)        # (P, order, _SUB, order)
-    finite = jnp.all(jnp.isfinite(log_f), axis=-1, keepdims=True)
+    # a panel spanning e^500 in u (the rule's last ones) overflows its basis: not used there
+    good &= jnp.all(jnp.isfinite(basis), axis=(1, 2, 3))
+    basis = jnp.where(good[:, None, None, None], basis, 0.0)
+    finite = jnp.all(_counts(log_f), axis=-1, keepdims=True)
     poly = jnp.einsum("pjmk,pk->pjm", basis, jnp.where(finite, log_f, 0.0))
     size = jnp.abs(span)
     out = jax.nn.logsumexp(poly + jnp.log(eta), axis=-1) + jnp.log(jnp.where(size > 0, size, 1.0))
-    return finite & (size > 0), jnp.where(size > 0, out, -jnp.inf)
+    return finite & good[:, None] & (size > 0), jnp.where(size > 0, out, -jnp.inf)
 
 
 def _log_sf_sides(rule: _Rule, log_f, log_s_lo, mid: slice):
@@ -485,26 +512,35 @@ def _log_sf_sides(rule: _Rule, log_f, log_s_lo, mid: slice):
     k = _OUTER_ORDER
     term = jnp.where(jnp.isnan(log_f) | ~jnp.isfinite(rule.log_weight), -jnp.inf,
                      rule.log_weight + log_f).reshape(-1, k)     # the rule's terms w f_U
-    panel = jax.nn.logsumexp(term, axis=-1)
-    panel = jnp.where(jnp.isnan(panel), -jnp.inf, panel)
     log_g = term - jnp.log(jnp.asarray(_GLW, term.dtype))      # log(f_U du/dx) at the nodes
+    # Sums of logs run on a floor far below anything that counts (-1,420 in float64): a sum of
+    # -inf's is -inf with a NaN derivative (0 / 0), NaN even under a zero cotangent, and the
+    # outermost panels are all -inf where f_U underflows.  Back to -inf at the end.
+    floor = -2.0 * float(np.log(np.finfo(term.dtype).max))
+    panel = jax.nn.logsumexp(jnp.maximum(term, floor), axis=-1)
     n_left, n_right = mid.start // k, mid.stop // k
-    ninf = jnp.full((1,), -jnp.inf, term.dtype)
+    bottom = jnp.full((1,), floor, term.dtype)
     # right side (panels outward): the panels further out, and the node's part of its own
     beyond = jax.lax.cumlogsumexp(panel[n_right:], reverse=True)
-    beyond = jnp.concatenate([beyond[1:], ninf])
+    beyond = jnp.concatenate([beyond[1:], bottom])
     part = jnp.minimum(_log_parts_in_x(log_g[n_right:], outward=True), panel[n_right:, None])
-    right = jnp.minimum(jnp.logaddexp(beyond[:, None], part), 0.0)
+    right = jnp.logaddexp(beyond[:, None], jnp.maximum(part, floor))
     # left side (panels outward from u_lo): S(u_lo), the panels further in, the node's part
     inside = jax.lax.cumlogsumexp(panel[:n_left])
-    inside = jnp.concatenate([ninf, inside[:-1]])
+    inside = jnp.concatenate([bottom, inside[:-1]])
     inner_end = jnp.concatenate([rule.edge[n_left:n_left + 1], rule.edge[:n_left - 1]])
     ok, in_u = _log_parts_in_u(log_f.reshape(-1, k)[:n_left], rule.u.reshape(-1, k)[:n_left],
                                inner_end)
     part = jnp.where(ok, in_u, _log_parts_in_x(log_g[:n_left], outward=False))
     part = jnp.minimum(part, panel[:n_left, None])
-    left = jnp.logaddexp(log_s_lo, jnp.logaddexp(inside[:, None], part))
-    return jnp.minimum(left, 0.0).reshape(-1), right.reshape(-1)
+    left = jnp.logaddexp(jnp.maximum(log_s_lo, floor),
+                         jnp.logaddexp(inside[:, None], jnp.maximum(part, floor)))
+
+    def done(x):  # (M,): at most 0 (S <= 1), -inf on the floor
+        x = jnp.minimum(x, 0.0).reshape(-1)
+        return jnp.where(x > 0.5 * floor, x, -jnp.inf)
+
+    return done(left), done(right)
 
 
 def _outer_nodes(value, error, s_lo, s_top) -> _OuterNodes:
@@ -535,7 +571,15 @@ def _outer_nodes(value, error, s_lo, s_top) -> _OuterNodes:
     log_s = jnp.concatenate([left, log_s_mid, right], axis=-1)
     ok_f = jnp.isfinite(log_f)
     lf_s = jnp.where(ok_f, log_f, 0.0)
-    excess = jnp.where(ok_f, jnp.exp(pos - lf_s) - jnp.exp(neg - lf_s), 0.0)
+    # E[V | U = u] - E[V] overflows far out for a heavy-tailed V (~u at u ~ 1e277): the value
+    # stays (inf: _combine makes the result NaN if such a node carries weight), its derivative
+    # is 0 (an infinite partial times a zero cotangent would make every gradient NaN)
+    big = float(np.log(np.finfo(log_f.dtype).max)) - 1.0
+    fits = ok_f & (pos - lf_s < big) & (neg - lf_s < big)
+    excess = jnp.where(fits, jnp.exp(jnp.where(fits, pos - lf_s, 0.0))
+                       - jnp.exp(jnp.where(fits, neg - lf_s, 0.0)),
+                       jax.lax.stop_gradient(jnp.where(ok_f, jnp.exp(pos - lf_s)
+                                                        - jnp.exp(neg - lf_s), 0.0)))
     return _OuterNodes(rules.log_weight, log_s, log_f, excess, pts, s_pts, c, scale)
 
 
