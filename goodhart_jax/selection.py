@@ -422,14 +422,20 @@ def _middle(extra) -> slice:
 _SUB = 8
 
 
-def _lagrange(points: np.ndarray) -> np.ndarray:
-    """The Lagrange basis of the rule's nodes ``_GLX`` at ``points``: ``(*points.shape, order)``."""
-    out = np.ones(points.shape + (_OUTER_ORDER,))
-    for i in range(_OUTER_ORDER):
-        for k in range(_OUTER_ORDER):
-            if k != i:
-                out[..., i] *= (points - _GLX[k]) / (_GLX[i] - _GLX[k])
-    return out
+def _lagrange(points, nodes):
+    """The Lagrange basis of ``nodes`` (``(..., order)``) at ``points`` (``(..., S)``):
+    ``(..., S, order)``; NumPy in, NumPy out (coincident nodes count as distinct)."""
+    xp = np if isinstance(points, np.ndarray) and isinstance(nodes, np.ndarray) else jnp
+    eye = np.eye(nodes.shape[-1], dtype=bool)
+    diff = points[..., :, None, None] - nodes[..., None, None, :]     # zeta - u_m
+    gap = nodes[..., :, None] - nodes[..., None, :]                     # u_k - u_m
+    gap = xp.where(eye | (gap == 0), 1.0, gap)
+    return xp.prod(xp.where(eye, 1.0, diff / gap[..., None, :, :]), axis=-1)
+
+
+def _log_floor(dtype) -> float:
+    """``-2 log(max float)`` (-1,420 in float64): far below any log-density term that counts."""
+    return -2.0 * float(np.log(np.finfo(dtype).max))
 
 
 def _part_rule(outward: bool):
@@ -439,10 +445,10 @@ def _part_rule(outward: bool):
     the basis over it ``(order, order)`` (degree ``order - 1``: ``_SUB`` points are exact)."""
     xi, eta = gauss_legendre(_SUB)
     x = _GLX[:, None]
-    a, b = (x, 1.0 + 0.0 * x) if outward else (0.0 * x, x)
+    a, b = (x, np.ones_like(x)) if outward else (np.zeros_like(x), x)
     pts = a + (b - a) * xi[None, :]
     w = (b - a) * eta[None, :]
-    basis = _lagrange(pts)
+    basis = _lagrange(pts, _GLX)
     return basis, np.log(w), np.einsum("jm,jmi->ji", w, basis)
 
 
@@ -471,7 +477,7 @@ def _log_parts_in_x(log_g, outward: bool):
 def _counts(log_x):
     """Where a log-density term counts: above ``-2 log(max float)`` (-1,420 in float64; a
     normal tail far out gives ``-1e50``, whose polynomial or derivative would overflow)."""
-    return jnp.isfinite(log_x) & (log_x > -2.0 * float(np.log(np.finfo(log_x.dtype).max)))
+    return jnp.isfinite(log_x) & (log_x > _log_floor(log_x.dtype))
 
 
 def _log_parts_in_u(log_f, u, end):
@@ -486,12 +492,7 @@ def _log_parts_in_u(log_f, u, end):
     u = jnp.where(good[:, None], u, jnp.asarray(_GLX, dtype))
     end = jnp.where(good, end, 0.0)
     span = end[:, None] - u                                          # signed (P, order)
-    diff = (u[:, :, None] + span[:, :, None] * xi)[..., None] - u[:, None, None, :]
-    eye = jnp.eye(_OUTER_ORDER, dtype=bool)
-    gap = jnp.where(eye, 1.0, u[:, :, None] - u[:, None, :])          # u_k - u_m
-    gap = jnp.where(gap == 0, 1.0, gap)
-    basis = jnp.stack([jnp.prod(jnp.where(eye[k], 1.0, diff / gap[:, None, None, k, :]), axis=-1)
-                       for k in range(_OUTER_ORDER)], axis=-1)        # (P, order, _SUB, order)
+    basis = _lagrange(u[:, :, None] + span[:, :, None] * xi, u[:, None, :])  # (P, order, _SUB, order)
     # a panel spanning e^500 in u (the rule's last ones) overflows its basis: not used there
     good &= jnp.all(jnp.isfinite(basis), axis=(1, 2, 3))
     basis = jnp.where(good[:, None, None, None], basis, 0.0)
@@ -516,7 +517,7 @@ def _log_sf_sides(rule: _Rule, log_f, log_s_lo, mid: slice):
     # Sums of logs run on a floor far below anything that counts (-1,420 in float64): a sum of
     # -inf's is -inf with a NaN derivative (0 / 0), NaN even under a zero cotangent, and the
     # outermost panels are all -inf where f_U underflows.  Back to -inf at the end.
-    floor = -2.0 * float(np.log(np.finfo(term.dtype).max))
+    floor = _log_floor(term.dtype)
     panel = jax.nn.logsumexp(jnp.maximum(term, floor), axis=-1)
     n_left, n_right = mid.start // k, mid.stop // k
     bottom = jnp.full((1,), floor, term.dtype)
